@@ -1,0 +1,77 @@
+"""omz_downloader: fetch the original files of registry models."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from facezoo.registry import RegistryError, choose_models, load_registry
+
+from .downloader import DownloadOptions, download_models
+from .errors import Cancelled, DownloadError
+from .progress import make_reporter
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omz_downloader", description="Download registry models' original files.")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--name", help="comma-separated model names or shell globs")
+    group.add_argument("--list", type=Path, help="file with one model name or glob per line ('#' comments)")
+    group.add_argument("--all", action="store_true", help="every model in the registry")
+    group.add_argument("--print_all", action="store_true", help="print all model names and exit")
+    parser.add_argument("-o", "--output_dir", type=Path, default=Path("."), help="root of <dir>/public/<name>/")
+    parser.add_argument("--cache_dir", type=Path, help="content-addressed cache shared between runs")
+    parser.add_argument("--mirror", action="append", default=[], metavar="DIR_OR_URL",
+                        help="tried first as <mirror>/<model-name>/<file-name>; repeatable; "
+                             "also taken from $OMZ_MIRROR (whitespace-separated)")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="files downloaded in parallel (default 1)")
+    parser.add_argument("--num_attempts", type=int, default=3, help="attempts per source on transient errors")
+    parser.add_argument("--retry_delay", type=float, default=1.0,
+                        help="seconds before the second attempt; doubles after each (default 1)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="connect/read timeout in seconds")
+    parser.add_argument("--progress_format", choices=["text", "json"], default="text")
+    parser.add_argument("--models_dir", type=Path, help="registry root (default: the built-in models/)")
+    return parser
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.jobs < 1 or args.num_attempts < 1 or args.timeout <= 0 or args.retry_delay < 0:
+        print("omz_downloader: error: --jobs and --num_attempts must be >= 1, --timeout > 0, --retry_delay >= 0",
+              file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        models = load_registry(args.models_dir)
+        if args.print_all:
+            print("\n".join(m.name for m in models))
+            return 0
+        chosen = choose_models(models, args.name, args.list, args.all)
+        mirrors = args.mirror + os.environ.get("OMZ_MIRROR", "").split()
+        options = DownloadOptions(output_dir=args.output_dir, cache_dir=args.cache_dir, mirrors=mirrors,
+                                  jobs=args.jobs, num_attempts=args.num_attempts, retry_delay=args.retry_delay,
+                                  timeout=args.timeout)
+        reporter = make_reporter(args.progress_format)
+        results = download_models(chosen, options, reporter)
+    except (RegistryError, DownloadError) as exc:
+        print(f"omz_downloader: error: {exc}", file=sys.stderr)
+        return 2
+    except Cancelled:
+        print("omz_downloader: interrupted; partial files are kept for resuming, nothing unverified was "
+              "placed", file=sys.stderr)
+        return 130
+    reporter.summary(results)
+    failed = [reason for reason in results.values() if reason]
+    for reason in failed:
+        print(f"omz_downloader: error: {reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

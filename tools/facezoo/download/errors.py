@@ -1,0 +1,19 @@
+"""Error types of the download stage."""
+
+
+class DownloadError(Exception):
+    """A user-visible download failure; the message is one line."""
+
+
+class SourceError(Exception):
+    """One source failed for one file. `transient` failures are worth another attempt."""
+
+    def __init__(self, reason: str, transient: bool = False, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+class Cancelled(Exception):
+    """The user interrupted the run (Ctrl-C or SIGTERM)."""

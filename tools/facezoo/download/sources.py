@@ -1,0 +1,216 @@
+"""Places a file can come from: a local file (mirror directory or cache), an http(s) URL, Google Drive."""
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from urllib.parse import quote
+
+import requests
+
+from facezoo.registry import ModelFile
+
+from .errors import SourceError
+from .verify import CHUNK, check_complete, hash_prefix, write_chunks
+
+GOOGLE_DRIVE_URL = "https://drive.google.com"
+USER_AGENT = "facezoo-downloader/0.1"
+
+
+@dataclass
+class FetchContext:
+    """What a fetch needs besides the file: HTTP session, timeout, cancellation, progress callback."""
+
+    session: requests.Session
+    timeout: float
+    cancel: threading.Event
+    on_bytes: Callable[[int], None]
+    on_start: Callable[[int], None]  # the byte offset a transfer starts from
+
+
+def _short_reason(exc: BaseException) -> str:
+    text = str(exc)
+    for pattern, reason in (
+        (r"Failed to resolve|Name or service not known|nodename nor servname|NameResolutionError|"
+         r"Temporary failure in name resolution", "cannot resolve the host name"),
+        (r"Connection refused", "connection refused"),
+        (r"Network is unreachable", "network is unreachable"),
+        (r"timed out|Timeout", "timed out"),
+        (r"IncompleteRead|Connection broken|RemoteDisconnected|ProtocolError|closed connection",
+         "connection dropped mid-transfer"),
+        (r"SSLError|CERTIFICATE", "TLS error"),
+    ):
+        if re.search(pattern, text):
+            return reason
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+class LocalFileSource:
+    """A file on disk: a mirror directory entry or a cache entry."""
+
+    def __init__(self, path: Path, label: str, on_mismatch: Callable[[], None] | None = None):
+        self.path = path
+        self.label = label
+        self.on_mismatch = on_mismatch
+
+    def describe(self) -> str:
+        return self.label
+
+    def fetch(self, part: Path, file: ModelFile, ctx: FetchContext) -> None:
+        if not self.path.is_file():
+            raise SourceError("no such file")
+        hasher = hashlib.sha256()
+        ctx.on_start(0)
+        try:
+            with open(self.path, "rb") as src, open(part, "wb") as out:
+                size = write_chunks(iter(lambda: src.read(CHUNK), b""), out, hasher, 0, file.size,
+                                    ctx.on_bytes, ctx.cancel)
+            check_complete(size, file.size, hasher.hexdigest(), file.sha256)
+        except SourceError:
+            part.unlink(missing_ok=True)
+            if self.on_mismatch:
+                self.on_mismatch()
+            raise
+        except OSError as exc:
+            raise SourceError(f"cannot read: {exc.strerror or exc}") from None
+
+
+class HttpSource:
+    """An http(s) URL; resumes a partial file with a Range request."""
+
+    def __init__(self, url: str, label: str | None = None):
+        self.url = url
+        self.label = label or url
+
+    def describe(self) -> str:
+        return self.label
+
+    def _open(self, ctx: FetchContext, headers: dict[str, str]) -> requests.Response:
+        return ctx.session.get(self.url, headers=headers, stream=True, timeout=ctx.timeout)
+
+    def fetch(self, part: Path, file: ModelFile, ctx: FetchContext) -> None:
+        offset = part.stat().st_size if part.exists() else 0
+        if offset > file.size:
+            part.unlink()
+            offset = 0
+        resumed = offset > 0
+        try:
+            self._transfer(part, file, ctx, offset)
+        except SourceError as exc:
+            if not exc.transient:
+                part.unlink(missing_ok=True)
+                if resumed and exc.reason.startswith("sha256 mismatch"):
+                    # the bytes kept from an earlier attempt may be the bad ones: start afresh once
+                    raise SourceError(exc.reason + " (after resuming; retrying from the start)", transient=True)
+            raise
+        except requests.TooManyRedirects:
+            raise SourceError("redirect loop (too many redirects)") from None
+        except requests.exceptions.InvalidURL as exc:
+            raise SourceError(f"invalid URL: {exc}") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise SourceError(_short_reason(exc), transient=True) from None
+        except requests.RequestException as exc:
+            raise SourceError(_short_reason(exc), transient=True) from None
+
+    def _transfer(self, part: Path, file: ModelFile, ctx: FetchContext, offset: int) -> None:
+        if offset and offset == file.size:
+            check_complete(offset, file.size, hash_prefix(part).hexdigest(), file.sha256)
+            return
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        with self._open(ctx, headers) as resp:
+            status = resp.status_code
+            if status == 206 and offset:
+                match = re.match(r"bytes (\d+)-", resp.headers.get("Content-Range", ""))
+                if not match or int(match.group(1)) != offset:
+                    part.unlink(missing_ok=True)
+                    raise SourceError("server answered a Range request with the wrong range", transient=True)
+            elif status == 200:
+                offset = 0
+            elif status == 416:
+                part.unlink(missing_ok=True)
+                raise SourceError("HTTP 416 (range not satisfiable); restarting", transient=True)
+            else:
+                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                transient = status in (408, 425, 429) or status >= 500
+                raise SourceError(f"HTTP {status} {resp.reason or ''}".strip(), transient=transient,
+                                  retry_after=retry_after)
+            length = resp.headers.get("Content-Length")
+            if length is not None and length.isdigit() and offset + int(length) != file.size:
+                raise SourceError(f"size mismatch: server announces {offset + int(length)} bytes, "
+                                  f"expected {file.size}")
+            hasher = hash_prefix(part) if offset else hashlib.sha256()
+            ctx.on_start(offset)
+            with open(part, "ab" if offset else "wb") as out:
+                size = write_chunks(resp.iter_content(CHUNK), out, hasher, offset, file.size,
+                                    ctx.on_bytes, ctx.cancel)
+        check_complete(size, file.size, hasher.hexdigest(), file.sha256)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value and value.strip().isdigit():
+        return float(value.strip())
+    return None
+
+
+class GoogleDriveSource(HttpSource):
+    """A Google Drive file id; follows the virus-scan confirmation page that large files get."""
+
+    def __init__(self, file_id: str, base_url: str = GOOGLE_DRIVE_URL):
+        super().__init__(f"{base_url.rstrip('/')}/uc?export=download&id={quote(file_id)}",
+                         label=f"google_drive:{file_id}")
+        self.file_id = file_id
+
+    def _open(self, ctx: FetchContext, headers: dict[str, str]) -> requests.Response:
+        resp = ctx.session.get(self.url, headers=headers, stream=True, timeout=ctx.timeout)
+        if not resp.headers.get("Content-Type", "").startswith("text/html"):
+            return resp
+        page = resp.text
+        resp.close()
+        url, params = _confirmation_target(page, resp.url, self.file_id, ctx.session.cookies)
+        if url is None:
+            raise SourceError("Google Drive answered with a page but no download link "
+                              "(quota exceeded, or the file is not shared publicly)")
+        return ctx.session.get(url, params=params, headers=headers, stream=True, timeout=ctx.timeout)
+
+
+def _confirmation_target(page: str, page_url: str, file_id: str, cookies) -> tuple[str | None, dict]:
+    """The URL and query parameters behind Drive's 'download anyway' confirmation."""
+    form = re.search(r'<form[^>]*id="download-form"[^>]*action="([^"]+)"[^>]*>(.*?)</form>', page, re.S)
+    if form:
+        params = dict(re.findall(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form.group(2)))
+        return html.unescape(form.group(1)), {k: html.unescape(v) for k, v in params.items()}
+    token = re.search(r"confirm=([0-9A-Za-z_-]+)", page)
+    if token is None:
+        token_value = next((v for k, v in cookies.items() if k.startswith("download_warning")), None)
+    else:
+        token_value = token.group(1)
+    if token_value:
+        base = page_url.split("?", 1)[0]
+        return base, {"export": "download", "id": file_id, "confirm": token_value}
+    return None, {}
+
+
+def registry_sources(model_name: str, file: ModelFile, mirrors: list[str], gdrive_url: str = GOOGLE_DRIVE_URL):
+    """Candidate sources for one file, in the order they are tried: mirrors first, then model.yml's."""
+    out: list = []
+    for mirror in mirrors:
+        if re.match(r"^https?://", mirror):
+            out.append(HttpSource(f"{mirror.rstrip('/')}/{quote(model_name)}/{quote(file.name)}"))
+        else:
+            path = Path(mirror) / model_name / file.name
+            out.append(LocalFileSource(path, f"mirror {path}"))
+    for source in file.sources:
+        if source.kind == "google_drive":
+            out.append(GoogleDriveSource(source.location, gdrive_url))
+        else:
+            out.append(HttpSource(source.location))
+    return out
+
+
+
