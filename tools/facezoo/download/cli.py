@@ -66,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
         print("omz_downloader: interrupted; partial files are kept for resuming, nothing unverified was "
               "placed", file=sys.stderr)
         return 130
-    reporter.summary(results)
     failed = [reason for reason in results.values() if reason]
     for reason in failed:
         print(f"omz_downloader: error: {reason}", file=sys.stderr)

@@ -185,4 +185,5 @@ def download_models(models: list[Model], options: DownloadOptions, reporter,
         executor.shutdown(wait=True, cancel_futures=True)
         raise Cancelled() from None
     executor.shutdown(wait=True)
+    reporter.summary(results)
     return results

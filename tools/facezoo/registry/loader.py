@@ -48,22 +48,25 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
-def _validate_schema(data: Any, path: Path, lines: dict) -> None:
-    validator = jsonschema.Draft202012Validator(model_schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
-    if not errors:
-        return
-    # the deepest error is the most specific one a user can act on
-    error = max(errors, key=lambda e: len(e.absolute_path))
-    if error.validator == "oneOf" and error.context:
-        inner = [e for e in error.context if e.validator not in ("type", "oneOf")]
-        error = inner[0] if inner and error.schema.get("x-message") is None else error
+def _error_location(error: jsonschema.ValidationError) -> tuple:
     at = tuple(error.absolute_path)
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         if extra:
             at = at + (extra[0],)
-    raise RegistryError(f"{path}:{line_of(lines, at)}: {format_path(tuple(error.absolute_path))}: {_schema_message(error)}")
+    return at
+
+
+def _validate_schema(data: Any, path: Path, lines: dict) -> None:
+    validator = jsonschema.Draft202012Validator(model_schema())
+    errors = list(validator.iter_errors(data))
+    if not errors:
+        return
+    # report the first problem in the file; on one line, the most specific one
+    error = min(errors, key=lambda e: (line_of(lines, _error_location(e)), -len(e.absolute_path)))
+    at = _error_location(error)
+    raise RegistryError(f"{path}:{line_of(lines, at)}: {format_path(tuple(error.absolute_path))}: "
+                        f"{_schema_message(error)}")
 
 
 def _check_relative(name: str, path: Path, lines: dict, at: tuple) -> None:

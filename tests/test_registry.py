@@ -1,0 +1,163 @@
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT, file_entry, write_model
+from facezoo.registry import RegistryError, choose_models, load_registry
+from facezoo.registry.cli import main as info_main
+
+GOOD = file_entry("a.bin", b"abc", ["https://example.invalid/a.bin"])
+
+
+def test_builtin_registry_has_the_seven_models():
+    names = [m.name for m in load_registry()]
+    assert names == sorted([
+        "retinaface-resnet50", "face-recognition-mobilefacenet-arcface", "retinaface-mnet025-v1",
+        "retinaface-mnet025-v2", "mobileface-identification-v1", "mobileface-identification-v2",
+        "mobileface-identification-v3"])
+    for model in load_registry():
+        assert model.card_path.is_file()
+        assert all(re.fullmatch(r"[0-9a-f]{64}", f.sha256) for f in model.files)
+
+
+def test_mission_models_match_the_issue():
+    models = {m.name: m for m in load_registry()}
+    r50 = models["retinaface-resnet50"]
+    assert (r50.files[0].name, r50.files[0].size) == ("retinaface-R50.zip", 109631292)
+    assert r50.files[0].sha256 == "d1099b1dba51996c5eb8a757e7f60052d78633d061c46e9108ef7dd5069af999"
+    assert r50.files[0].sources[0].location.startswith("https://www.dropbox.com/s/53ftnlarhyrpkg2/")
+    assert r50.conversion.inputs[0].shape == (1, 3, 640, 640)
+    mfn = models["face-recognition-mobilefacenet-arcface"]
+    assert mfn.files[0].size == 3911771 and mfn.conversion.outputs == ("fc1",)
+    card = mfn.card_path.read_text()
+    assert "128" in card and "`pre_fc1`,  shape" not in card
+    assert "_stride16`, shape: `1,4,80,80" not in r50.card_path.read_text()
+
+
+def test_info_dumper_prints_valid_json_for_all(capsys):
+    assert info_main(["--all"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data) == 7
+    for entry in data:
+        assert {"name", "description", "framework", "task_type", "license_url", "files", "precisions",
+                "model_card"} <= set(entry)
+        assert Path(entry["model_card"]).is_file()
+
+
+def test_info_dumper_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "facezoo.registry.cli", "--name", "retinaface-mnet025-*"],
+                         capture_output=True, text=True, check=True).stdout
+    assert [m["name"] for m in json.loads(out)] == ["retinaface-mnet025-v1", "retinaface-mnet025-v2"]
+
+
+def _error_for(tmp_path: Path, files=None, **extra) -> str:
+    write_model(tmp_path, "m", files if files is not None else [GOOD], **extra)
+    with pytest.raises(RegistryError) as info:
+        load_registry(tmp_path)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_unknown_key_is_named_with_its_line(tmp_path):
+    message = _error_for(tmp_path, colour="blue")
+    assert "model.yml:" in message and "unknown key 'colour'" in message
+    line = int(re.search(r"model\.yml:(\d+)", message).group(1))
+    text = (tmp_path / "public/m/model.yml").read_text().splitlines()
+    assert text[line - 1].startswith("colour")
+
+
+def test_unknown_key_inside_a_file_entry(tmp_path):
+    message = _error_for(tmp_path, files=[{**GOOD, "md5": "x"}])
+    assert "files[0]" in message and "'md5'" in message
+
+
+def test_missing_checksum(tmp_path):
+    entry = dict(GOOD)
+    del entry["sha256"]
+    message = _error_for(tmp_path, files=[entry])
+    assert "files[0]" in message and "'sha256' is required" in message
+
+
+def test_malformed_checksum(tmp_path):
+    message = _error_for(tmp_path, files=[{**GOOD, "sha256": "ABC"}])
+    assert "files[0].sha256" in message and "64 lowercase hex" in message
+
+
+@pytest.mark.parametrize("name", ["../evil.bin", "/etc/passwd", "a/../../b", "a\\b"])
+def test_file_name_escaping_the_model_directory(tmp_path, name):
+    message = _error_for(tmp_path, files=[{**GOOD, "name": name}])
+    assert "files[0].name" in message and "relative path inside the model directory" in message
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/a.bin", "file:///etc/passwd", "example.com/a"])
+def test_bad_url_scheme(tmp_path, url):
+    message = _error_for(tmp_path, files=[{**GOOD, "sources": [url]}])
+    assert "files[0].sources[0]" in message and "http(s)" in message
+
+
+def test_duplicate_model_name_across_subdirectories(tmp_path):
+    write_model(tmp_path, "m", [GOOD])
+    other = tmp_path / "intel" / "m"
+    other.mkdir(parents=True)
+    (other / "model.yml").write_text((tmp_path / "public/m/model.yml").read_text())
+    (other / "m.md").write_text("# m\n")
+    with pytest.raises(RegistryError, match="duplicate model name 'm'"):
+        load_registry(tmp_path)
+
+
+def test_duplicate_yaml_key(tmp_path):
+    write_model(tmp_path, "m", [GOOD])
+    path = tmp_path / "public/m/model.yml"
+    path.write_text(path.read_text() + "framework: mxnet\n")
+    with pytest.raises(RegistryError, match=r"model\.yml:\d+: framework: duplicate key"):
+        load_registry(tmp_path)
+
+
+def test_duplicate_file_and_unlisted_postprocessing(tmp_path):
+    assert "listed twice" in _error_for(tmp_path, files=[GOOD, GOOD])
+    message = _error_for(tmp_path, postprocessing=[{"$type": "unpack_archive", "file": "b.zip"}])
+    assert "postprocessing[0].file" in message
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    write_model(tmp_path, "m", [GOOD])
+    (tmp_path / "public/m/model.yml").write_text("description: [unclosed\nfiles: 3\n")
+    with pytest.raises(RegistryError, match=r"model\.yml:\d+: invalid YAML"):
+        load_registry(tmp_path)
+
+
+def test_missing_model_card(tmp_path):
+    write_model(tmp_path, "m", [GOOD])
+    (tmp_path / "public/m/m.md").unlink()
+    with pytest.raises(RegistryError, match="model card m.md is missing"):
+        load_registry(tmp_path)
+
+
+def test_info_dumper_rejects_bad_model_with_one_line(tmp_path):
+    write_model(tmp_path, "m", [{**GOOD, "name": "../x"}])
+    proc = subprocess.run([sys.executable, "-m", "facezoo.registry.cli", "--all", "--models_dir", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and "files[0].name" in proc.stderr
+
+
+def test_selection_by_globs_and_list_file(tmp_path):
+    models = load_registry()
+    assert [m.name for m in choose_models(models, "mobileface-*,retinaface-mnet025-v1")] == [
+        "mobileface-identification-v1", "mobileface-identification-v2", "mobileface-identification-v3",
+        "retinaface-mnet025-v1"]
+    listing = tmp_path / "list.txt"
+    listing.write_text("# detectors\nretinaface-mnet025-v2\n\nnot-a-model\n")
+    with pytest.raises(RegistryError, match=r"list\.txt:4: no model matches 'not-a-model'"):
+        choose_models(models, list_file=listing)
+
+
+def test_setup_cfg_ships_every_model_directory():
+    setup = (PROJECT / "setup.cfg").read_text()
+    for model in load_registry():
+        assert f"share/facezoo/models/{model.subdirectory} = models/{model.subdirectory}/*" in setup
