@@ -100,6 +100,8 @@ class FileServer:
             return self._status(h, 404)
         if callable(body):
             return body(h)
+        if isinstance(body, Path) and fault is None:
+            return self._send_file(h, body)
         data = body.read_bytes() if isinstance(body, Path) else body
         if fault == "wrong":
             data = bytes([data[0] ^ 0xFF]) + data[1:]
@@ -123,6 +125,30 @@ class FileServer:
             h.close_connection = True
             h.wfile.flush()
             h.connection.shutdown(2)
+
+    def _send_file(self, h, path: Path) -> None:
+        size = path.stat().st_size
+        start = 0
+        match = re.match(r"bytes=(\d+)-$", h.headers.get("Range", ""))
+        if match and int(match.group(1)) < size:
+            start = int(match.group(1))
+            h.send_response(206)
+            h.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+        else:
+            h.send_response(200)
+        h.send_header("Content-Type", "application/octet-stream")
+        h.send_header("Content-Length", str(size - start))
+        h.end_headers()
+        with open(path, "rb") as f:
+            f.seek(start)
+            if self.rate:
+                self._send(h, memoryview(f.read()))
+            else:
+                try:
+                    h.wfile.flush()
+                    h.connection.sendfile(f, start)
+                except (BrokenPipeError, ConnectionResetError):
+                    h.close_connection = True
 
     def _send(self, h, payload: memoryview) -> None:
         began = time.monotonic()
