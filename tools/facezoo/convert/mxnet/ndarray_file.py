@@ -1,0 +1,128 @@
+"""MXNet's NDArray list file (`*.params`), read with NumPy alone.
+
+Layout (little endian): uint64 list magic 0x112, uint64 reserved, uint64 array count, the arrays,
+uint64 name count, then per name a uint64 length and its bytes. Each array is either legacy
+(uint32 ndim, uint32 dims) or starts with a uint32 magic: V1 0xF993FAC8 (int64 dims), V2
+0xF993FAC9 and V3 0xF993FACA (an int32 storage type before the shape). Then come an int32 device
+type and id, an int32 dtype flag and the raw data.
+"""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConvertError
+
+LIST_MAGIC = 0x112
+V1_MAGIC, V2_MAGIC, V3_MAGIC = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
+DTYPES = {0: np.float32, 1: np.float64, 2: np.float16, 3: np.uint8, 4: np.int32, 5: np.int8, 6: np.int64,
+          7: np.bool_}
+MAX_NDIM = 32
+
+
+class _Reader:
+    def __init__(self, data: memoryview, path: Path):
+        self.data = data
+        self.pos = 0
+        self.path = path
+
+    def take(self, fmt: str, what: str):
+        size = struct.calcsize(fmt)
+        if self.pos + size > len(self.data):
+            raise ConvertError(f"{self.path}: truncated file: {what} at byte {self.pos} runs past the end "
+                               f"({len(self.data)} bytes)")
+        values = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += size
+        return values if len(values) > 1 else values[0]
+
+    def bytes(self, n: int, what: str) -> memoryview:
+        if n < 0 or self.pos + n > len(self.data):
+            raise ConvertError(f"{self.path}: {what} claims {n} bytes at byte {self.pos} but only "
+                               f"{len(self.data) - self.pos} remain (truncated or corrupt file)")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+
+def _read_array(r: _Reader, index: int) -> np.ndarray:
+    what = f"array #{index}"
+    first = r.take("<I", f"{what} header")
+    if first in (V1_MAGIC, V2_MAGIC, V3_MAGIC):
+        if first != V1_MAGIC:
+            stype = r.take("<i", f"{what} storage type")
+            if stype != 0:
+                raise ConvertError(f"{r.path}: {what} uses sparse storage (type {stype}); only dense arrays "
+                                   f"are supported")
+        ndim = r.take("<i", f"{what} ndim")
+        dim_fmt = "q"
+    else:
+        ndim, dim_fmt = first, "I"  # legacy layout: the first word is ndim
+    if ndim < 0 or ndim > MAX_NDIM:
+        raise ConvertError(f"{r.path}: {what} claims {ndim} dimensions (corrupt header)")
+    shape = tuple(r.take(f"<{ndim}{dim_fmt}", f"{what} shape")) if ndim > 1 else (
+        (r.take(f"<{dim_fmt}", f"{what} shape"),) if ndim == 1 else ())
+    if ndim == 0:
+        return np.zeros((0,), np.float32)
+    if any(d < 0 for d in shape):
+        raise ConvertError(f"{r.path}: {what} has a negative dimension in shape {shape}")
+    r.take("<ii", f"{what} context")
+    flag = r.take("<i", f"{what} dtype")
+    if flag not in DTYPES:
+        raise ConvertError(f"{r.path}: {what} has unknown dtype flag {flag} (known: {sorted(DTYPES)})")
+    dtype = np.dtype(DTYPES[flag])
+    count = 1
+    for d in shape:
+        count *= d
+    raw = r.bytes(count * dtype.itemsize, f"{what} data of shape {shape} ({dtype})")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+
+def read_ndarray_file(path: Path) -> dict[str, np.ndarray]:
+    """Every named array of a `.params` file (names keep their `arg:`/`aux:` prefixes)."""
+    path = Path(path)
+    try:
+        data = memoryview(path.read_bytes())
+    except OSError as exc:
+        raise ConvertError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    r = _Reader(data, path)
+    magic, _reserved = r.take("<QQ", "file header")
+    if magic != LIST_MAGIC:
+        raise ConvertError(f"{path}: not an MXNet NDArray file (magic {magic:#x}, expected {LIST_MAGIC:#x})")
+    count = r.take("<Q", "array count")
+    if count > len(data) // 16:
+        raise ConvertError(f"{path}: header claims {count} arrays, more than the file can hold")
+    arrays = []
+    for i in range(count):
+        try:
+            arrays.append(_read_array(r, i))
+        except ConvertError as exc:
+            raise ConvertError(str(exc)) from None
+    n_names = r.take("<Q", "name count")
+    if n_names != count:
+        raise ConvertError(f"{path}: {count} arrays but {n_names} names; a checkpoint names every array")
+    names = []
+    for i in range(n_names):
+        length = r.take("<Q", f"name #{i} length")
+        names.append(bytes(r.bytes(length, f"name #{i}")).decode("utf-8", "replace"))
+    if r.pos != len(data):
+        raise ConvertError(f"{path}: {len(data) - r.pos} unexpected bytes after the last name")
+    return dict(zip(names, arrays))
+
+
+def write_ndarray_file(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write arrays in MXNet's V2 layout (used to make synthetic checkpoints for tests)."""
+    flags = {np.dtype(v): k for k, v in DTYPES.items()}
+    with open(path, "wb") as f:
+        f.write(struct.pack("<QQQ", LIST_MAGIC, 0, len(arrays)))
+        for arr in arrays.values():
+            arr = np.ascontiguousarray(arr)
+            f.write(struct.pack("<Iii", V2_MAGIC, 0, arr.ndim))
+            f.write(struct.pack(f"<{arr.ndim}q", *arr.shape))
+            f.write(struct.pack("<iii", 1, 0, flags[arr.dtype]))
+            f.write(arr.tobytes())
+        f.write(struct.pack("<Q", len(arrays)))
+        for name in arrays:
+            encoded = name.encode()
+            f.write(struct.pack("<Q", len(encoded)) + encoded)
