@@ -1,0 +1,208 @@
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import shared_path
+from facezoo.convert import ConvertError, convert_model
+from facezoo.convert.mxnet.ndarray_file import read_ndarray_file, write_ndarray_file
+from facezoo.convert.mxnet.symbol import read_symbol
+from facezoo.convert.ops import mxnet_reshape
+from facezoo.convert.to_onnx import mxnet_to_onnx
+from facezoo.convert.verify import compare, converted_input, fixed_inputs, mxnet_outputs, original_input, run_ir
+from facezoo.registry import Conversion, InputSpec, load_registry
+
+MODELS = {m.name: m for m in load_registry()}
+MIRROR_MODELS = ["retinaface-mnet025-v1", "retinaface-mnet025-v2", "mobileface-identification-v1",
+                 "mobileface-identification-v2", "mobileface-identification-v3"]
+
+
+def test_params_reader_round_trips_every_dtype(tmp_path):
+    arrays = {"arg:w": np.arange(24, dtype=np.float32).reshape(2, 3, 4), "aux:m": np.array([1.5], np.float64),
+              "arg:h": np.array([1, 2], np.float16), "arg:i": np.array([[7]], np.int32)}
+    write_ndarray_file(tmp_path / "x.params", arrays)
+    back = read_ndarray_file(tmp_path / "x.params")
+    assert list(back) == list(arrays)
+    for k in arrays:
+        assert back[k].dtype == arrays[k].dtype and np.array_equal(back[k], arrays[k])
+
+
+def test_params_reader_reads_the_legacy_layout():
+    params = read_ndarray_file(shared_path("data", "mirror", "mobileface-identification-v1",
+                                           "MobileFace_Identification_V1-0000.params"))
+    assert len(params) == 187 and params["aux:batchnorm7_moving_mean"].shape == (96,)
+
+
+def _valid(tmp_path) -> bytes:
+    write_ndarray_file(tmp_path / "ok.params", {"arg:w": np.ones((4, 4), np.float32)})
+    return (tmp_path / "ok.params").read_bytes()
+
+
+def test_truncated_params(tmp_path):
+    data = _valid(tmp_path)
+    (tmp_path / "t.params").write_bytes(data[:70])
+    with pytest.raises(ConvertError, match=r"t\.params: array #0 data of shape \(4, 4\).*only \d+ remain"):
+        read_ndarray_file(tmp_path / "t.params")
+
+
+def test_lying_header_is_refused_without_a_giant_allocation(tmp_path):
+    data = bytearray(_valid(tmp_path))
+    struct.pack_into("<q", data, 24 + 12, 10**12)  # first dimension claims a trillion rows
+    (tmp_path / "l.params").write_bytes(bytes(data))
+    with pytest.raises(ConvertError, match="claims 16000000000000 bytes"):
+        read_ndarray_file(tmp_path / "l.params")
+
+
+def test_unknown_dtype_names_the_array(tmp_path):
+    data = bytearray(_valid(tmp_path))
+    struct.pack_into("<i", data, 24 + 12 + 16 + 8, 99)
+    (tmp_path / "d.params").write_bytes(bytes(data))
+    with pytest.raises(ConvertError, match="array #0 has unknown dtype flag 99"):
+        read_ndarray_file(tmp_path / "d.params")
+
+
+def test_not_a_params_file(tmp_path):
+    (tmp_path / "x.params").write_bytes(b"hello world, not mxnet at all")
+    with pytest.raises(ConvertError, match="not an MXNet NDArray file"):
+        read_ndarray_file(tmp_path / "x.params")
+
+
+@pytest.mark.parametrize("src,spec,out", [
+    ((2, 3, 4), (0, -1), (2, 12)), ((2, 3, 4), (-3, 0), (6, 4)), ((2, 3, 4), (-2,), (2, 3, 4)),
+    ((2, 12, 5), (0, -4, 3, -1, 0), (2, 3, 4, 5)), ((1, 4, 20, 20), (0, 2, -1, 0), (1, 2, 40, 20))])
+def test_mxnet_reshape_special_values(src, spec, out):
+    assert mxnet_reshape(src, spec, None) == out
+
+
+def _bn_graph(tmp_path, fix_gamma: str | None):
+    import json
+    attrs = {"eps": "1e-5"}
+    if fix_gamma is not None:
+        attrs["fix_gamma"] = fix_gamma
+    nodes = [{"op": "null", "name": "data", "inputs": []}] + [
+        {"op": "null", "name": f"bn_{p}", "inputs": []} for p in ("gamma", "beta", "moving_mean", "moving_var")] + [
+        {"op": "BatchNorm", "name": "bn", "attrs": attrs, "inputs": [[i, 0, 0] for i in range(5)]}]
+    (tmp_path / "bn-symbol.json").write_text(json.dumps({"nodes": nodes, "arg_nodes": [0, 1, 2, 3, 4],
+                                                         "heads": [[5, 0, 0]]}))
+    params = {"arg:bn_gamma": np.array([3.0, 0.5], np.float32), "arg:bn_beta": np.array([0.1, -0.2], np.float32),
+              "aux:bn_moving_mean": np.array([1.0, 2.0], np.float32),
+              "aux:bn_moving_var": np.array([4.0, 0.25], np.float32)}
+    return read_symbol(tmp_path / "bn-symbol.json"), params
+
+
+@pytest.mark.parametrize("fix_gamma,gamma_used", [(None, False), ("True", False), ("False", True)])
+def test_batchnorm_fix_gamma_ignores_the_stored_gamma(tmp_path, fix_gamma, gamma_used):
+    """MXNet's BatchNorm defaults to fix_gamma=True: the stored gamma (3.0, 0.5) must then be ignored."""
+    import onnxruntime as ort
+    symbol, params = _bn_graph(tmp_path, fix_gamma)
+    conv = Conversion("bn-symbol.json", "bn.params", (InputSpec("data", (1, 2, 1, 1), "NCHW", "RGB"),))
+    model, _ = mxnet_to_onnx(symbol, params, conv)
+    x = np.array([5.0, 1.0], np.float32).reshape(1, 2, 1, 1)
+    y = ort.InferenceSession(model.SerializeToString())
+    out = y.run(None, {"data": x})[0].ravel()
+    gamma = params["arg:bn_gamma"] if gamma_used else np.ones(2, np.float32)
+    expected = (x.ravel() - [1.0, 2.0]) / np.sqrt(np.array([4.0, 0.25]) + 1e-5) * gamma + [0.1, -0.2]
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def test_unsupported_op_names_node_and_supported_list(tmp_path):
+    import json
+    nodes = [{"op": "null", "name": "data", "inputs": []}, {"op": "Fancy", "name": "f1", "inputs": [[0, 0, 0]]}]
+    (tmp_path / "s.json").write_text(json.dumps({"nodes": nodes, "arg_nodes": [0], "heads": [[1, 0, 0]]}))
+    conv = Conversion("s.json", "s.params", (InputSpec("data", (1, 3, 8, 8), "NCHW", "RGB"),))
+    with pytest.raises(ConvertError, match=r"node 'f1': operator 'Fancy' is not supported \(supported: .*Convolution"):
+        mxnet_to_onnx(read_symbol(tmp_path / "s.json"), {}, conv)
+
+
+def test_missing_node_input_in_json(tmp_path):
+    import json
+    nodes = [{"op": "null", "name": "data", "inputs": []},
+             {"op": "Activation", "name": "a", "attrs": {"act_type": "relu"}, "inputs": [[5, 0, 0]]}]
+    (tmp_path / "s.json").write_text(json.dumps({"nodes": nodes, "arg_nodes": [0], "heads": [[1, 0, 0]]}))
+    with pytest.raises(ConvertError, match=r"nodes\[1\] \(a\): inputs\[0\] refers to node 5, which does not exist"):
+        read_symbol(tmp_path / "s.json")
+
+
+def _download_mirror(tmp_path, name):
+    mirror = shared_path("data", "mirror")
+    subprocess.run([sys.executable, "-m", "facezoo.download.cli", "--name", name, "--mirror", str(mirror),
+                    "-o", str(tmp_path / "dl")], check=True, capture_output=True)
+    return tmp_path / "dl"
+
+
+def _converter(*args):
+    return subprocess.run([sys.executable, "-m", "facezoo.convert.cli", *map(str, args)], capture_output=True,
+                          text=True)
+
+
+def test_parameter_shape_mismatch_exits_with_one_line_and_no_output(tmp_path):
+    dl = _download_mirror(tmp_path, "mobileface-identification-v3")
+    params = dl / "public/mobileface-identification-v3/MobileFace_Identification_V3-0000.params"
+    arrays = read_ndarray_file(params)
+    arrays["arg:prelu1_gamma"] = np.ones(31, np.float32)
+    write_ndarray_file(params, arrays)
+    proc = _converter("--name", "mobileface-identification-v3", "-d", dl, "-o", tmp_path / "ir")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "'prelu1_gamma' has shape (31,) in the .params file, the graph needs (32,)" in proc.stderr
+    assert not any(p.is_file() for p in (tmp_path / "ir").rglob("*")) if (tmp_path / "ir").exists() else True
+
+
+def test_truncated_params_exits_with_one_line_and_no_output(tmp_path):
+    dl = _download_mirror(tmp_path, "retinaface-mnet025-v1")
+    params = dl / "public/retinaface-mnet025-v1/mnet10-0000.params"
+    params.write_bytes(params.read_bytes()[:100_000])
+    proc = _converter("--name", "retinaface-mnet025-v1", "-d", dl, "-o", tmp_path / "ir")
+    assert proc.returncode == 2 and "truncated" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "ir").exists() or not any(p.is_file() for p in (tmp_path / "ir").rglob("*"))
+
+
+def _needs_mxnet():
+    if not os.environ.get("FACEZOO_MXNET_PYTHON"):
+        pytest.skip("FACEZOO_MXNET_PYTHON is not set: no MXNet reference environment (.ci/run makes one)")
+
+
+@pytest.mark.parametrize("name", MIRROR_MODELS)
+def test_real_checkpoints_match_mxnet_on_noise_and_a_real_photo(tmp_path, name):
+    _needs_mxnet()
+    import cv2
+    model = MODELS[name]
+    dl = _download_mirror(tmp_path, name)
+    converted = convert_model(model, dl, tmp_path / "ir", ["FP32", "FP16"])
+    photo = cv2.imread(str(shared_path("data", "photos", "01.jpg" if "retina" in name else "aligned_112/0.jpg")))
+    symbol, params = dl / model.subdirectory / model.conversion.symbol, dl / model.subdirectory / model.conversion.params
+    for raw in (fixed_inputs(model), fixed_inputs(model, photo)):
+        # the reference gets the original's input (RGB, normalised outside where the model says so);
+        # the IR gets BGR raw values: reverse_input_channels and mean/scale are folded into it
+        reference = mxnet_outputs(model, symbol, params, original_input(model, raw))
+        feed = {"data": converted_input(model, raw)}
+        for c in compare(run_ir(converted.ir_paths["FP32"], feed), reference):
+            assert c.ok, (name, c)
+        for c in compare(run_ir(converted.ir_paths["FP16"], feed), reference):
+            if model.task_type == "face_recognition":
+                assert c.cosine >= 0.999, (name, c)
+            elif "cls_prob" in c.output:
+                assert c.max_abs_error <= 2e-2 * np.abs(reference[c.output]).max(), (name, c)
+
+
+def test_converter_cli_end_to_end_with_verify(tmp_path):
+    _needs_mxnet()
+    dl = _download_mirror(tmp_path, "retinaface-mnet025-v1")
+    proc = _converter("--name", "retinaface-mnet025-v1", "-d", dl, "-o", tmp_path / "ir", "--verify",
+                      "--verify_image", shared_path("data", "photos", "friends.jpg"))
+    assert proc.returncode == 0, proc.stderr
+    assert "FAIL" not in proc.stdout and proc.stdout.count(" ok") == 36
+    base = tmp_path / "ir" / "public" / "retinaface-mnet025-v1"
+    for p in ("FP32", "FP16"):
+        assert (base / p / "retinaface-mnet025-v1.xml").is_file() and (base / p / "retinaface-mnet025-v1.bin").is_file()
+    assert (base / "retinaface-mnet025-v1.onnx").is_file()
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    dl = _download_mirror(tmp_path, "mobileface-identification-v2")
+    proc = _converter("--name", "mobileface-identification-v2", "-d", dl, "-o", tmp_path / "ir", "--dry_run")
+    assert proc.returncode == 0 and "fc5_bn [1, 256]" in proc.stdout and "GFLOPs" in proc.stdout
+    assert not (tmp_path / "ir").exists()
