@@ -206,3 +206,75 @@ def test_dry_run_writes_nothing(tmp_path):
     proc = _converter("--name", "mobileface-identification-v2", "-d", dl, "-o", tmp_path / "ir", "--dry_run")
     assert proc.returncode == 0 and "fc5_bn [1, 256]" in proc.stdout and "GFLOPs" in proc.stdout
     assert not (tmp_path / "ir").exists()
+
+
+def _case_model(name: str, symbol: Path, params: Path, outputs=None):
+    """A registry-style model for a converter case that is not in the registry."""
+    from facezoo.registry import Model
+    shape = (1, 3, 640, 640) if "retina" in name else (1, 3, 112, 112)
+    conv = Conversion(symbol.name, params.name, (InputSpec("data", shape, "NCHW", "RGB"),),
+                      reverse_input_channels=True, outputs=outputs)
+    task = "detection" if "retina" in name else "face_recognition"
+    return Model(name, f"public/{name}", symbol.parent, name, task, "mxnet", "https://example.invalid", (),
+                 conversion=conv)
+
+
+def _check_case(tmp_path, model, symbol, params):
+    import cv2
+    import onnx
+    import openvino as ov
+    graph, _ = mxnet_to_onnx(read_symbol(symbol), read_ndarray_file(params), model.conversion)
+    onnx.save(graph, tmp_path / "m.onnx")
+    ov.save_model(ov.convert_model(tmp_path / "m.onnx"), tmp_path / "m.xml", compress_to_fp16=False)
+    photo = cv2.imread(str(shared_path("data", "photos", "friends.jpg")))
+    for raw in (fixed_inputs(model), fixed_inputs(model, photo)):
+        reference = mxnet_outputs(model, symbol, params, original_input(model, raw))
+        for c in compare(run_ir(tmp_path / "m.xml", {"data": converted_input(model, raw)}), reference):
+            assert c.ok, c
+
+
+def test_converter_case_community_mnet25_matches_mxnet(tmp_path):
+    _needs_mxnet()
+    case = shared_path("data", "converter-cases", "retinaface-mnet.25")
+    symbol, params = case / "mnet.25-symbol.json", case / "mnet.25-0000.params"
+    _check_case(tmp_path, _case_model("mnet25", symbol, params), symbol, params)
+
+
+SHAPES_SCRIPT = """
+import json, sys, mxnet as mx
+sym = mx.sym.load(sys.argv[1])
+args, _, aux = sym.infer_shape(data=(1, 3, 112, 112))
+print(json.dumps({"arg": dict(zip(sym.list_arguments(), args)), "aux": dict(zip(sym.list_auxiliary_states(), aux))}))
+"""
+
+
+def test_mobilefacenet_arcface_graph_with_synthetic_weights_matches_mxnet(tmp_path):
+    """The real insightface MobileFaceNet graph; its weights are not available offline, so random
+    ones of the right shapes are written in MXNet's format (BatchNorm gammas deliberately not 1)."""
+    _needs_mxnet()
+    import json
+    symbol = shared_path("data", "converter-cases", "mobilefacenet-arcface-symbol", "model-symbol.json")
+    shapes = json.loads(subprocess.run([os.environ["FACEZOO_MXNET_PYTHON"], "-c", SHAPES_SCRIPT, str(symbol)],
+                                       check=True, capture_output=True, text=True).stdout)
+    rng = np.random.default_rng(7)
+    arrays = {}
+    for kind in ("arg", "aux"):
+        for name, shape in shapes[kind].items():
+            if name == "data":
+                continue
+            if name.endswith(("_var", "moving_var")):
+                value = rng.uniform(0.5, 1.5, shape)
+            elif name.endswith("_gamma"):
+                value = rng.uniform(0.5, 1.5, shape)
+            elif name.endswith("_weight"):
+                fan_in = int(np.prod(shape[1:]))
+                value = rng.normal(0, np.sqrt(2.0 / fan_in), shape)
+            else:
+                value = rng.normal(0, 0.1, shape)
+            arrays[f"{kind}:{name}"] = value.astype(np.float32)
+    params = tmp_path / "model-0000.params"
+    write_ndarray_file(params, arrays)
+    local_symbol = tmp_path / "model-symbol.json"
+    local_symbol.write_bytes(symbol.read_bytes())
+    model = _case_model("mobilefacenet", local_symbol, params, outputs=("fc1",))
+    _check_case(tmp_path, model, local_symbol, params)
