@@ -6,7 +6,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from facezoo.registry import RegistryError, choose_models, load_registry
+from facezoo.registry import RegistryError
+from facezoo.registry.arguments import add_model_arguments, selected_models
 
 from .convert import build_onnx, convert_model
 from .errors import ConvertError
@@ -14,11 +15,7 @@ from .errors import ConvertError
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omz_converter", description="Convert registry models to OpenVINO IR.")
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--name", help="comma-separated model names or shell globs")
-    group.add_argument("--list", type=Path, help="file with one model name or glob per line")
-    group.add_argument("--all", action="store_true", help="every model in the registry")
-    group.add_argument("--print_all", action="store_true", help="print all model names and exit")
+    add_model_arguments(parser)
     parser.add_argument("-d", "--download_dir", type=Path, default=Path("."), help="where omz_downloader put them")
     parser.add_argument("-o", "--output_dir", type=Path, help="root of the IR layout (default: --download_dir)")
     parser.add_argument("--precisions", default="FP32,FP16", help="comma list of FP32, FP16 (default both)")
@@ -27,7 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verify", action="store_true",
                         help="compare each IR with real MXNet (needs $FACEZOO_MXNET_PYTHON)")
     parser.add_argument("--verify_image", type=Path, help="a photo to verify on, besides random noise")
-    parser.add_argument("--models_dir", type=Path, help="registry root (default: the built-in models/)")
     return parser
 
 
@@ -67,11 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         print("omz_converter: error: --precisions takes FP32 and/or FP16; --jobs must be >= 1", file=sys.stderr)
         return 2
     try:
-        models = load_registry(args.models_dir)
-        if args.print_all:
-            print("\n".join(m.name for m in models))
+        chosen = selected_models(args)
+        if chosen is None:
             return 0
-        chosen = choose_models(models, args.name, args.list, args.all)
         image = None
         if args.verify_image:
             import cv2

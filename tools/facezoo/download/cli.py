@@ -7,7 +7,8 @@ import signal
 import sys
 from pathlib import Path
 
-from facezoo.registry import RegistryError, choose_models, load_registry
+from facezoo.registry import RegistryError
+from facezoo.registry.arguments import add_model_arguments, selected_models
 
 from .downloader import DownloadOptions, download_models
 from .errors import Cancelled, DownloadError
@@ -16,11 +17,7 @@ from .progress import make_reporter
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omz_downloader", description="Download registry models' original files.")
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--name", help="comma-separated model names or shell globs")
-    group.add_argument("--list", type=Path, help="file with one model name or glob per line ('#' comments)")
-    group.add_argument("--all", action="store_true", help="every model in the registry")
-    group.add_argument("--print_all", action="store_true", help="print all model names and exit")
+    add_model_arguments(parser)
     parser.add_argument("-o", "--output_dir", type=Path, default=Path("."), help="root of <dir>/public/<name>/")
     parser.add_argument("--cache_dir", type=Path, help="content-addressed cache shared between runs")
     parser.add_argument("--mirror", action="append", default=[], metavar="DIR_OR_URL",
@@ -32,7 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds before the second attempt; doubles after each (default 1)")
     parser.add_argument("--timeout", type=float, default=30.0, help="connect/read timeout in seconds")
     parser.add_argument("--progress_format", choices=["text", "json"], default="text")
-    parser.add_argument("--models_dir", type=Path, help="registry root (default: the built-in models/)")
     return parser
 
 
@@ -48,11 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        models = load_registry(args.models_dir)
-        if args.print_all:
-            print("\n".join(m.name for m in models))
+        chosen = selected_models(args)
+        if chosen is None:
             return 0
-        chosen = choose_models(models, args.name, args.list, args.all)
         mirrors = args.mirror + os.environ.get("OMZ_MIRROR", "").split()
         options = DownloadOptions(output_dir=args.output_dir, cache_dir=args.cache_dir, mirrors=mirrors,
                                   jobs=args.jobs, num_attempts=args.num_attempts, retry_delay=args.retry_delay,
