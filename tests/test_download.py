@@ -102,7 +102,6 @@ def test_slow_server_hits_the_timeout(tmp_path, server):
     slow = server.add("/slow.bin", DATA, always="slow:2")
     good = server.add("/good.bin", DATA)
     started = time.monotonic()
-    reason, events, _ = run(tmp_path, [file_entry("a.bin", DATA, [slow, good])], num_attempts=1)
     write_model(tmp_path / "models", "m", [file_entry("a.bin", DATA, [slow, good])])
     options = DownloadOptions(output_dir=tmp_path / "out2", timeout=0.3, num_attempts=1)
     stream = io.StringIO()
@@ -303,3 +302,18 @@ def test_corrupt_mirror_byte_gives_a_checksum_error_and_no_file(tmp_path):
     assert last.startswith("omz_downloader: error: retinaface-mnet025-v1/mnet10-0000.params:")
     assert "sha256 mismatch" in last
     assert not (tmp_path / "out" / "public" / "retinaface-mnet025-v1" / "mnet10-0000.params").exists()
+
+
+def test_unreachable_public_sources_fail_within_the_attempt_budget(tmp_path):
+    """retinaface-resnet50 with no network: every source named with its reason, non-zero exit, quickly."""
+    env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    started = time.monotonic()
+    proc = _cli("--name", "retinaface-resnet50", "-o", tmp_path / "out", "--retry_delay", "0.05", env=env)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and time.monotonic() - started < 60
+    last = err.strip().splitlines()[-1]
+    assert "every source failed" in last and "after 3 attempts" in last
+    for number, where in enumerate(["dropbox.com", "google_drive:1wm-6K688HQEx_H90UdAIuKv-NAsKBu85",
+                                    "github.com/deepinsight"], 1):
+        assert f"[{number}] " in last and where in last
+    assert not (tmp_path / "out" / "public" / "retinaface-resnet50" / "retinaface-R50.zip").exists()
