@@ -111,9 +111,7 @@ class HttpSource:
             raise SourceError("redirect loop (too many redirects)") from None
         except requests.exceptions.InvalidURL as exc:
             raise SourceError(f"invalid URL: {exc}") from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise SourceError(_short_reason(exc), transient=True) from None
-        except requests.RequestException as exc:
+        except requests.RequestException as exc:  # connection errors, timeouts, broken streams
             raise SourceError(_short_reason(exc), transient=True) from None
 
     def _transfer(self, part: Path, file: ModelFile, ctx: FetchContext, offset: int) -> None:

@@ -13,11 +13,7 @@ CHUNK = 1 << 20
 
 def sha256_of(path: Path) -> str:
     """sha256 hex digest of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+    return hash_prefix(path).hexdigest()
 
 
 def hash_prefix(path: Path) -> "hashlib._Hash":
