@@ -13,10 +13,14 @@ from facezoo.convert.mxnet.ndarray_file import read_ndarray_file, write_ndarray_
 from facezoo.convert.mxnet.symbol import read_symbol
 from facezoo.convert.ops import mxnet_reshape
 from facezoo.convert.to_onnx import mxnet_to_onnx
+from facezoo.convert.check import verify_converted
 from facezoo.convert.verify import compare, converted_input, fixed_inputs, mxnet_outputs, original_input, run_ir
 from facezoo.registry import Conversion, InputSpec, load_registry
+from synthetic_models import OUTPUTS as R50_OUTPUTS
+from synthetic_models import write_mobilefacenet_arcface, write_retinaface_r50
 
 MODELS = {m.name: m for m in load_registry()}
+MFN_SYMBOL = ("data", "converter-cases", "mobilefacenet-arcface-symbol", "model-symbol.json")
 MIRROR_MODELS = ["retinaface-mnet025-v1", "retinaface-mnet025-v2", "mobileface-identification-v1",
                  "mobileface-identification-v2", "mobileface-identification-v3"]
 
@@ -240,41 +244,54 @@ def test_converter_case_community_mnet25_matches_mxnet(tmp_path):
     _check_case(tmp_path, _case_model("mnet25", symbol, params), symbol, params)
 
 
-SHAPES_SCRIPT = """
-import json, sys, mxnet as mx
-sym = mx.sym.load(sys.argv[1])
-args, _, aux = sym.infer_shape(data=(1, 3, 112, 112))
-print(json.dumps({"arg": dict(zip(sym.list_arguments(), args)), "aux": dict(zip(sym.list_auxiliary_states(), aux))}))
-"""
+def _convert_synthetic_mission_model(tmp_path, name: str):
+    """Write the mission model's synthetic checkpoint where omz_downloader would put the real one,
+    convert it with the registry's own conversion settings, and verify it against MXNet."""
+    import cv2
+    model = MODELS[name]
+    folder = tmp_path / "dl" / model.subdirectory
+    if name == "retinaface-resnet50":
+        write_retinaface_r50(folder, prefix="R50")
+        photo = cv2.imread(str(shared_path("data", "photos", "friends.jpg")))
+    else:
+        write_mobilefacenet_arcface(folder / "model-y1-test2", shared_path(*MFN_SYMBOL), os.environ["FACEZOO_MXNET_PYTHON"])
+        photo = cv2.imread(str(shared_path("data", "photos", "aligned_112", "1.jpg")))
+    converted = convert_model(model, tmp_path / "dl", tmp_path / "ir", ["FP32", "FP16"])
+    lines = verify_converted(model, converted, tmp_path / "dl", photo)
+    assert len(lines) == 2 * 2 * len(converted.report.outputs)  # noise and photo, FP32 and FP16
+    for line in lines:
+        assert line.passed, (name, line)
+    return converted
+
+
+def test_synthetic_retinaface_r50_matches_mxnet(tmp_path):
+    """The full RetinaFace-R50 topology (ResNet-50 with bn_data first, FPN with nearest UpSampling
+    and Crop, SSH modules, 9 outputs) with random weights: FP32 and FP16 IR against MXNet."""
+    _needs_mxnet()
+    converted = _convert_synthetic_mission_model(tmp_path, "retinaface-resnet50")
+    report = converted.report
+    assert list(report.outputs) == list(R50_OUTPUTS)
+    assert abs(report.parameters / 1e6 - 29.4276) < 0.1 and abs(report.gflops - 100.8478) < 1.0
 
 
 def test_mobilefacenet_arcface_graph_with_synthetic_weights_matches_mxnet(tmp_path):
     """The real insightface MobileFaceNet graph; its weights are not available offline, so random
     ones of the right shapes are written in MXNet's format (BatchNorm gammas deliberately not 1)."""
     _needs_mxnet()
-    import json
-    symbol = shared_path("data", "converter-cases", "mobilefacenet-arcface-symbol", "model-symbol.json")
-    shapes = json.loads(subprocess.run([os.environ["FACEZOO_MXNET_PYTHON"], "-c", SHAPES_SCRIPT, str(symbol)],
-                                       check=True, capture_output=True, text=True).stdout)
-    rng = np.random.default_rng(7)
-    arrays = {}
-    for kind in ("arg", "aux"):
-        for name, shape in shapes[kind].items():
-            if name == "data":
-                continue
-            if name.endswith(("_var", "moving_var")):
-                value = rng.uniform(0.5, 1.5, shape)
-            elif name.endswith("_gamma"):
-                value = rng.uniform(0.5, 1.5, shape)
-            elif name.endswith("_weight"):
-                fan_in = int(np.prod(shape[1:]))
-                value = rng.normal(0, np.sqrt(2.0 / fan_in), shape)
-            else:
-                value = rng.normal(0, 0.1, shape)
-            arrays[f"{kind}:{name}"] = value.astype(np.float32)
-    params = tmp_path / "model-0000.params"
-    write_ndarray_file(params, arrays)
-    local_symbol = tmp_path / "model-symbol.json"
-    local_symbol.write_bytes(symbol.read_bytes())
-    model = _case_model("mobilefacenet", local_symbol, params, outputs=("fc1",))
-    _check_case(tmp_path, model, local_symbol, params)
+    converted = _convert_synthetic_mission_model(tmp_path, "face-recognition-mobilefacenet-arcface")
+    assert converted.report.outputs == {"fc1": (1, 128)}
+
+
+def test_streamed_onnx_file_parses_to_the_same_model(tmp_path):
+    """save_onnx writes field by field; the result must load as exactly the model onnx.save writes."""
+    import onnx
+    from facezoo.convert.onnx_file import save_onnx
+    model = MODELS["retinaface-mnet025-v1"]
+    dl = _download_mirror(tmp_path, "retinaface-mnet025-v1")
+    folder = dl / model.subdirectory
+    graph, _ = mxnet_to_onnx(read_symbol(folder / model.conversion.symbol),
+                             read_ndarray_file(folder / model.conversion.params), model.conversion)
+    save_onnx(graph, tmp_path / "streamed.onnx")
+    loaded = onnx.load(tmp_path / "streamed.onnx")
+    assert loaded == graph and len(loaded.graph.initializer) > 100
+    onnx.checker.check_model(loaded)

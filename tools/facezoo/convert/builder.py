@@ -35,7 +35,6 @@ class GraphBuilder:
 
     def __init__(self):
         self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
         self.constants: dict[str, np.ndarray] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.flops = 0
@@ -52,7 +51,6 @@ class GraphBuilder:
     def const(self, hint: str, value: np.ndarray) -> str:
         name = self.fresh(hint)
         value = np.asarray(value)
-        self.initializers.append(numpy_helper.from_array(value, name))
         self.constants[name] = value
         self.shapes[name] = tuple(value.shape)
         return name
@@ -70,12 +68,16 @@ class GraphBuilder:
 
     def model(self, inputs: list[tuple[str, tuple[int, ...]]], outputs: list[str], opset: int,
               graph_name: str) -> onnx.ModelProto:
+        """The finished model. Constants move into it one by one (the builder is empty afterwards),
+        so the weights exist once in the model and never twice in this process."""
         graph = helper.make_graph(
             self.nodes, graph_name,
             [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(s)) for n, s in inputs],
-            [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(self.shapes[n])) for n in outputs],
-            self.initializers)
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(self.shapes[n])) for n in outputs])
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                                   producer_name="facezoo", producer_version="0.1")
+        del graph  # make_model copied it; the initializers go straight into the model's own graph
         model.ir_version = 10
+        for name in list(self.constants):
+            model.graph.initializer.append(numpy_helper.from_array(self.constants.pop(name), name))
         return model

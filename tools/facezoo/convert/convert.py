@@ -14,6 +14,7 @@ from facezoo.registry import Model
 from .errors import ConvertError
 from .mxnet.ndarray_file import read_ndarray_file
 from .mxnet.symbol import read_symbol
+from .onnx_file import save_onnx
 from .to_onnx import GraphReport, mxnet_to_onnx
 
 
@@ -60,7 +61,7 @@ def convert_model(model: Model, download_dir: Path, output_dir: Path, precisions
     staging = Path(tempfile.mkdtemp(dir=target, prefix=".convert-"))
     try:
         onnx_tmp = staging / f"{model.name}.onnx"
-        onnx.save(graph, onnx_tmp)
+        save_onnx(graph, onnx_tmp)
         del graph
         try:
             ov_model = ov.convert_model(onnx_tmp)

@@ -129,8 +129,8 @@ def mxnet_to_onnx(symbol: Symbol, params: dict[str, np.ndarray], conversion: Con
             tensors[(node.index, k)] = tensor
         op_counts[node.op] += 1
     out_names = [tensors[(i, 0)] for i in outputs]
-    model = b.model(list(declared.items()), out_names, OPSET, graph_name)
     report = GraphReport(
         inputs=declared, outputs={n: b.shape(n) for n in out_names}, ops=dict(sorted(op_counts.items())),
         parameters=int(sum(params[n].size for n in used_params)), gflops=b.flops / 1e9)
-    return model, report
+    del params, tensors
+    return b.model(list(declared.items()), out_names, OPSET, graph_name), report
