@@ -58,7 +58,13 @@ def _error_location(error: jsonschema.ValidationError) -> tuple:
 
 
 def _validate_schema(data: Any, path: Path, lines: dict) -> None:
-    validator = jsonschema.Draft202012Validator(model_schema())
+    validate_document(data, model_schema(), path, lines)
+
+
+def validate_document(data: Any, schema: dict, path: Path, lines: dict) -> None:
+    """Check a YAML document against a JSON Schema; the first problem becomes a one-line
+    RegistryError naming the file, the line and the field."""
+    validator = jsonschema.Draft202012Validator(schema)
     errors = list(validator.iter_errors(data))
     if not errors:
         return

@@ -1,0 +1,4 @@
+"""Evaluation: datasets -> launchers -> adapters -> stored predictions -> metrics -> report."""
+from .errors import EvaluateError
+
+__all__ = ["EvaluateError"]

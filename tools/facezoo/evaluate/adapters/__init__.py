@@ -1,0 +1,1 @@
+"""Raw network outputs to predictions: RetinaFace decoding, NMS, face alignment."""

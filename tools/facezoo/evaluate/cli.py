@@ -1,0 +1,68 @@
+"""accuracy_check: evaluate a converted model on a dataset and compare with the config's references."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import EvaluateError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="accuracy_check", description=__doc__)
+    p.add_argument("-c", "--config", required=True, type=Path, help="models/public/<name>/accuracy-check.yml")
+    p.add_argument("-m", "--models", type=Path,
+                   help="the converter's output folder, a folder holding <name>.xml, or the .xml/.onnx itself")
+    p.add_argument("-s", "--source", required=True, type=Path, help="dataset root; definitions are relative to it")
+    p.add_argument("-d", "--definitions", type=Path, help="dataset_definitions.yml (default: accuracy_configs/)")
+    p.add_argument("--dataset", help="which dataset entry of the config to run (default: the first)")
+    p.add_argument("--launcher", choices=["openvino", "onnxruntime"], help="default: the config's first")
+    p.add_argument("--precision", default="FP32", help="IR precision folder (default FP32)")
+    p.add_argument("--target_device", default="CPU")
+    p.add_argument("--subsample_size", type=int, help="only the first N images (WIDER) or pairs (LFW)")
+    p.add_argument("--stored_predictions", type=Path, nargs="+", default=[],
+                   help="read predictions from these files (shards are merged) when they all exist; "
+                        "otherwise run the model and write them")
+    p.add_argument("--json_result", type=Path)
+    p.add_argument("--csv_result", type=Path)
+    p.add_argument("--report", type=Path, help="folder for index.html with PR/ROC plots")
+    p.add_argument("--submission_dir", type=Path, help="also write WIDER predictions in the official format")
+    p.add_argument("--aligner_model", type=Path, help="detector IR for datasets aligned by a detector")
+    p.add_argument("--strict", action="store_true", help="annotation checksum mismatches are errors")
+    p.add_argument("--skip_broken", action="store_true", help="count and report undecodable images, go on")
+    p.add_argument("--no_progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        from .run import run
+        result = run(args)
+    except EvaluateError as exc:
+        print(f"accuracy_check: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("accuracy_check: interrupted", file=sys.stderr)
+        return 130
+    print(f"{result.model} on {result.dataset} ({result.images} images, {result.launcher}, "
+          f"{result.timings.get('total_s', 0):.1f} s)")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if result.broken:
+        print(f"warning: {len(result.broken)} broken images skipped, e.g. {result.broken[0][1]}", file=sys.stderr)
+    failed = False
+    for m in result.metrics:
+        if m.passed is None:
+            verdict = "(no reference)"
+        else:
+            verdict = f"reference {m.reference:.4f} +- {m.threshold:.4f}: " + ("ok" if m.passed else "OUT OF RANGE")
+            failed |= not m.passed
+        print(f"  {m.name:28} {m.value:.4f}  {verdict}")
+    if failed:
+        print("accuracy_check: a metric is outside its reference range", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

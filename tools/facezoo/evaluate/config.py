@@ -1,0 +1,154 @@
+"""accuracy-check.yml and dataset_definitions.yml, validated into frozen dataclasses."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facezoo.registry import RegistryError
+from facezoo.registry.loader import validate_document
+from facezoo.registry.yamlsource import load_yaml_with_lines
+
+from .errors import EvaluateError
+
+HERE = Path(__file__).resolve().parent
+METRIC_DATASETS = {"omz_ap64": "wider", "wider_official": "wider", "lfw_accuracy": "lfw", "tar_at_far": "lfw"}
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric of a dataset, with its reference value and allowed deviation."""
+
+    type: str
+    name: str
+    setting: str | None = None
+    min_height: float = 64.0
+    iou_threshold: float = 0.5
+    multiple_matches_per_ignored: bool = True
+    far: float = 1e-3
+    reference: float | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """How raw outputs become predictions."""
+
+    type: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LauncherSpec:
+    framework: str
+    adapter: AdapterSpec
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset entry of the model's config: which definition, preprocessing, metrics."""
+
+    name: str
+    resize: int | None
+    metrics: tuple[MetricSpec, ...]
+
+
+@dataclass(frozen=True)
+class AccuracyConfig:
+    path: Path
+    model: str
+    launchers: tuple[LauncherSpec, ...]
+    datasets: tuple[DatasetSpec, ...]
+
+
+@dataclass(frozen=True)
+class DatasetDefinition:
+    """Where a dataset's files are, relative to the dataset root (-s)."""
+
+    name: str
+    type: str
+    images: str
+    annotation: str | None = None
+    annotation_sha256: str | None = None
+    ground_truth: str | None = None
+    split: str = "val"
+    pairs: str | None = None
+    pairs_sha256: str | None = None
+    generate_pairs_folds: int | None = None
+    alignment: str = "none"
+    landmarks: str | None = None
+
+
+def _load(path: Path, schema_file: str) -> tuple[Any, dict]:
+    schema = json.loads((HERE / schema_file).read_text(encoding="utf-8"))
+    if not Path(path).is_file():
+        raise EvaluateError(f"{path}: not found")
+    try:
+        data, lines = load_yaml_with_lines(Path(path))
+        validate_document(data, schema, Path(path), lines)
+    except RegistryError as exc:
+        raise EvaluateError(str(exc)) from None
+    return data, lines
+
+
+def load_accuracy_config(path: Path) -> AccuracyConfig:
+    """Read and validate a model's accuracy-check.yml."""
+    data, lines = _load(path, "accuracy_check.schema.json")
+    entry = data["models"][0]
+    launchers = tuple(
+        LauncherSpec(l["framework"], AdapterSpec(l["adapter"]["type"],
+                                                 {k: v for k, v in l["adapter"].items() if k != "type"}))
+        for l in entry["launchers"])
+    datasets = []
+    for d, ds in enumerate(entry["datasets"]):
+        resize = next((p.get("size") for p in ds.get("preprocessing", []) if p["type"] == "resize"), None)
+        metrics = []
+        for m, spec in enumerate(ds["metrics"]):
+            at = f"models[0].datasets[{d}].metrics[{m}]"
+            line = lines.get(("models", 0, "datasets", d, "metrics", m), 1)
+            if spec["type"] == "wider_official" and "setting" not in spec:
+                raise EvaluateError(f"{path}:{line}: {at}.setting: wider_official needs easy, medium or hard")
+            if ("reference" in spec) != ("threshold" in spec):
+                raise EvaluateError(f"{path}:{line}: {at}: give both reference and threshold, or neither")
+            name = spec.get("name") or (f"{spec['type']}_{spec['setting']}" if "setting" in spec else spec["type"])
+            metrics.append(MetricSpec(type=spec["type"], name=name, **{k: v for k, v in spec.items()
+                                                                        if k not in ("type", "name")}))
+        kinds = {METRIC_DATASETS[m.type] for m in metrics}
+        if len(kinds) > 1:
+            raise EvaluateError(f"{path}: models[0].datasets[{d}]: metrics mix WIDER and LFW metrics")
+        datasets.append(DatasetSpec(ds["name"], resize, tuple(metrics)))
+    return AccuracyConfig(Path(path), entry["name"], launchers, tuple(datasets))
+
+
+def default_definitions() -> Path:
+    """accuracy_configs/dataset_definitions.yml of the checkout, or the installed copy."""
+    env = os.environ.get("FACEZOO_DATASET_DEFINITIONS")
+    if env:
+        return Path(env)
+    checkout = HERE.parents[2] / "accuracy_configs" / "dataset_definitions.yml"
+    if checkout.is_file():
+        return checkout
+    return Path(sys.prefix) / "share" / "facezoo" / "accuracy_configs" / "dataset_definitions.yml"
+
+
+def load_definitions(path: Path) -> dict[str, DatasetDefinition]:
+    """Read and validate dataset_definitions.yml; names must be unique."""
+    data, lines = _load(path, "dataset_definitions.schema.json")
+    out: dict[str, DatasetDefinition] = {}
+    for i, d in enumerate(data["datasets"]):
+        if d["name"] in out:
+            raise EvaluateError(f"{path}:{lines.get(('datasets', i), 1)}: datasets[{i}].name: "
+                                f"{d['name']!r} is defined twice")
+        needed = ("annotation",) if d["type"] == "wider" else ()
+        for key in needed:
+            if key not in d:
+                raise EvaluateError(f"{path}:{lines.get(('datasets', i), 1)}: datasets[{i}].{key} is required "
+                                    f"for {d['type']}")
+        if d["type"] == "lfw" and ("pairs" in d) == ("generate_pairs_folds" in d):
+            raise EvaluateError(f"{path}:{lines.get(('datasets', i), 1)}: datasets[{i}]: give pairs or "
+                                f"generate_pairs_folds (exactly one)")
+        out[d["name"]] = DatasetDefinition(**{k: v for k, v in d.items() if k != "description"})
+    return out

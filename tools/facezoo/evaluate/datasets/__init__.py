@@ -1,0 +1,1 @@
+"""Dataset parsers: annotation text in, arrays out."""

@@ -1,0 +1,354 @@
+"""accuracy_check's work: dataset + converted model -> stored predictions -> metrics vs references."""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .adapters.alignment import align_face
+from .adapters.retinaface import Detections, RetinaFaceSettings, decode, rescale
+from .config import METRIC_DATASETS, AccuracyConfig, DatasetDefinition, DatasetSpec, MetricSpec
+from .datasets.lfw import Pairs, make_pairs, parse_pairs
+from .datasets.wider import WiderImage, load_official_mat, parse_bbx_gt
+from .errors import EvaluateError
+from .images import read_image, to_blob
+from .launchers.base import Launcher
+from .metrics.detection import PRCurve, average_precision, match_image, wider_official_curve
+from .metrics.verification import VerificationResult, pair_distances, verification_accuracy
+from .pipeline import run_inference
+from .predictions import load_predictions, save_detections, save_embeddings, write_submission
+from .boxes import xywh_to_corners
+
+
+@dataclass
+class MetricResult:
+    """A metric's value and whether it lies within reference +- threshold (None: no reference)."""
+
+    name: str
+    type: str
+    value: float
+    reference: float | None = None
+    threshold: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool | None:
+        if self.reference is None:
+            return None
+        return bool(abs(self.value - self.reference) <= self.threshold + 1e-12)
+
+
+@dataclass
+class Evaluation:
+    """Everything a report shows."""
+
+    model: str
+    dataset: str
+    launcher: str
+    images: int
+    metrics: list[MetricResult]
+    curves: dict[str, Any]
+    timings: dict[str, float]
+    hashes: dict[str, str]
+    warnings: list[str]
+    broken: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line chose."""
+
+    dataset_root: Path
+    subsample_size: int | None = None
+    skip_broken: bool = False
+    strict: bool = False
+    stored_predictions: tuple[Path, ...] = ()
+    submission_dir: Path | None = None
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _checked_file(root: Path, relative: str | None, what: str, expected_sha: str | None, strict: bool,
+                  warnings: list[str], hashes: dict[str, str]) -> Path:
+    if relative is None:
+        raise EvaluateError(f"dataset definition: {what} is not defined")
+    path = Path(root) / relative
+    if not path.is_file():
+        raise EvaluateError(f"{path}: {what} not found (dataset root -s {root})")
+    digest = sha256_of(path)
+    hashes[what] = digest
+    if expected_sha and digest != expected_sha:
+        message = f"{path}: sha256 {digest} differs from the expected {expected_sha}"
+        if strict:
+            raise EvaluateError(message + " (--strict)")
+        warnings.append(message)
+    return path
+
+
+def _check_images_exist(folder: Path, relative: list[str]) -> None:
+    for r in relative:
+        if not (folder / r).is_file():
+            raise EvaluateError(f"{folder / r}: image not found")
+
+
+def _reference(spec: MetricSpec, value: float, **details) -> MetricResult:
+    return MetricResult(spec.name, spec.type, float(value), spec.reference, spec.threshold, details)
+
+
+# --- WIDER FACE ---
+
+def detection_metrics(specs: tuple[MetricSpec, ...], images: list[WiderImage], detections: dict[str, Detections],
+                      ground_truth_dir: Path | None, split: str) -> tuple[list[MetricResult], dict[str, PRCurve]]:
+    """omz_ap64 and wider_official over the images that have predictions."""
+    results, curves = [], {}
+    truth = None
+    for spec in specs:
+        if spec.type == "omz_ap64":
+            matches = []
+            for image in images:
+                det = detections.get(image.path, Detections.empty())
+                ignored = (image.faces[:, 3] < spec.min_height) | image.invalid
+                matches.append(match_image(det.boxes, det.scores, xywh_to_corners(image.faces), ignored,
+                                           spec.iou_threshold, plus_one=False,
+                                           multiple_matches_per_ignored=spec.multiple_matches_per_ignored))
+            curve = average_precision(matches)
+            counted = sum(m.num_faces for m in matches)
+            results.append(_reference(spec, curve.ap, faces_counted=counted,
+                                      faces_ignored=int(sum(len(i.faces) for i in images) - counted)))
+            curves[spec.name] = curve
+        elif spec.type == "wider_official":
+            if ground_truth_dir is None:
+                raise EvaluateError(f"{spec.name}: the dataset definition has no ground_truth folder "
+                                    f"(the official .mat files)")
+            truth = truth or load_official_mat(ground_truth_dir, split)
+            index = {p: i for i, p in enumerate(truth.paths)}
+            wanted = {i.path for i in images}
+            unknown = sorted(wanted - set(index))
+            if unknown:
+                raise EvaluateError(f"{ground_truth_dir}: image {unknown[0]} is not in the official ground truth")
+            order = [i for i, p in enumerate(truth.paths) if p in wanted]
+            predictions = []
+            for i in order:
+                det = detections.get(truth.paths[i], Detections.empty())
+                xywh = np.concatenate([det.boxes[:, :2], det.boxes[:, 2:] - det.boxes[:, :2]], axis=1)
+                predictions.append((xywh, det.scores))
+            curve = wider_official_curve(predictions, [truth.faces[i] for i in order],
+                                         [truth.keep[spec.setting][i] for i in order], spec.iou_threshold)
+            results.append(_reference(spec, curve.ap, setting=spec.setting,
+                                      faces_counted=int(sum(len(truth.keep[spec.setting][i]) for i in order))))
+            curves[spec.name] = curve
+    return results, curves
+
+
+def evaluate_wider(launcher: Launcher | None, adapter: dict[str, Any], spec: DatasetSpec,
+                   definition: DatasetDefinition, options: RunOptions, meta: dict[str, Any],
+                   progress: Callable[[int], None] | None, warnings: list[str], hashes: dict[str, str],
+                   timings: dict[str, float]) -> tuple[int, list[MetricResult], dict, list]:
+    root = Path(options.dataset_root)
+    annotation = _checked_file(root, definition.annotation, "annotation", definition.annotation_sha256,
+                               options.strict, warnings, hashes)
+    images = parse_bbx_gt(annotation.read_text(encoding="utf-8", errors="replace"), str(annotation))
+    if options.subsample_size:
+        images = images[:options.subsample_size]
+    folder = root / definition.images
+    broken: list = []
+    if options.stored_predictions and all(p.is_file() for p in options.stored_predictions):
+        detections = load_predictions(list(options.stored_predictions), meta)
+        missing = [i.path for i in images if i.path not in detections]
+        if missing:
+            raise EvaluateError(f"stored predictions have no entry for {missing[0]} "
+                                f"({len(missing)} of {len(images)} images missing)")
+    else:
+        if launcher is None:
+            raise EvaluateError("no stored predictions and no model to run")
+        _check_images_exist(folder, [i.path for i in images])
+        shape = launcher.input.shape
+        if spec.resize and tuple(shape[2:]) != (spec.resize, spec.resize):
+            raise EvaluateError(f"the config resizes to {spec.resize}, the model takes {shape[3]}x{shape[2]}")
+        settings = RetinaFaceSettings(**{k: v for k, v in adapter.items() if k != "outputs"})
+        sizes: dict[str, tuple[int, int]] = {}
+
+        def load(path: str) -> np.ndarray:
+            image = read_image(folder / path, gray=shape[1] == 1)
+            sizes[path] = (image.shape[1], image.shape[0])
+            return to_blob(image, shape)
+
+        def post(path: str, outputs: dict[str, np.ndarray]) -> Detections:
+            w, h = sizes[path]
+            det = decode(outputs, (shape[3], shape[2]), settings)
+            return rescale(det, w / shape[3], h / shape[2])
+
+        began = time.perf_counter()
+        detections, broken = run_inference(launcher, [i.path for i in images], load, post,
+                                           options.skip_broken, progress)
+        timings["inference_s"] = time.perf_counter() - began
+        for path in options.stored_predictions:
+            save_detections(path, detections, meta)
+        images = [i for i in images if i.path in detections]
+    if options.submission_dir:
+        write_submission(options.submission_dir, {i.path: detections[i.path] for i in images})
+    began = time.perf_counter()
+    gt_dir = root / definition.ground_truth if definition.ground_truth else None
+    metrics, curves = detection_metrics(spec.metrics, images, detections, gt_dir, definition.split)
+    timings["metrics_s"] = time.perf_counter() - began
+    return len(images), metrics, {k: {"precision": v.precision, "recall": v.recall} for k, v in curves.items()}, broken
+
+
+# --- LFW ---
+
+def _read_landmarks(path: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            values = np.array([float(v) for v in fields[1:]])
+            if len(values) != 10:
+                raise ValueError
+        except ValueError:
+            raise EvaluateError(f"{path}:{n}: expected '<image> x1 y1 ... x5 y5' (10 numbers)") from None
+        out[fields[0]] = values.reshape(5, 2)
+    return out
+
+
+def evaluate_lfw(launcher: Launcher | None, adapter: dict[str, Any], spec: DatasetSpec,
+                 definition: DatasetDefinition, options: RunOptions, meta: dict[str, Any],
+                 progress: Callable[[int], None] | None, warnings: list[str], hashes: dict[str, str],
+                 timings: dict[str, float], aligner: Launcher | None = None) -> tuple[int, list[MetricResult], dict, list]:
+    root = Path(options.dataset_root)
+    folder = root / definition.images
+    if definition.pairs:
+        pairs_path = _checked_file(root, definition.pairs, "pairs", definition.pairs_sha256, options.strict,
+                                   warnings, hashes)
+        pairs = parse_pairs(pairs_path.read_text(encoding="utf-8", errors="replace"), str(pairs_path))
+    else:
+        if not folder.is_dir():
+            raise EvaluateError(f"{folder}: image folder not found (dataset root -s {root})")
+        text = make_pairs(folder, definition.generate_pairs_folds)
+        hashes["pairs (generated)"] = hashlib.sha256(text.encode()).hexdigest()
+        pairs = parse_pairs(text, f"pairs generated from {folder}")
+    if options.subsample_size:
+        keep = np.arange(len(pairs)) < options.subsample_size
+        pairs = Pairs([p for p, k in zip(pairs.first, keep) if k], [p for p, k in zip(pairs.second, keep) if k],
+                      pairs.same[keep], pairs.fold[keep])
+    names = sorted(set(pairs.first) | set(pairs.second))
+    broken: list = []
+    if options.stored_predictions and all(p.is_file() for p in options.stored_predictions):
+        embeddings = load_predictions(list(options.stored_predictions), meta)
+    else:
+        if launcher is None:
+            raise EvaluateError("no stored predictions and no model to run")
+        for n, path in enumerate(names):
+            if not (folder / path).is_file():
+                which = [i for i, (a, b) in enumerate(zip(pairs.first, pairs.second)) if path in (a, b)][0]
+                raise EvaluateError(f"{folder / path}: image not found (named by pair {which + 1})")
+        shape = launcher.input.shape
+        landmarks = None
+        if definition.alignment == "landmarks":
+            if not definition.landmarks:
+                raise EvaluateError(f"dataset {definition.name}: alignment 'landmarks' needs a landmarks file")
+            landmarks = _read_landmarks(_checked_file(root, definition.landmarks, "landmarks", None,
+                                                      options.strict, warnings, hashes))
+        if definition.alignment == "detector" and aligner is None:
+            raise EvaluateError(f"dataset {definition.name}: alignment 'detector' needs --aligner_model")
+
+        def face(path: str) -> np.ndarray:
+            image = read_image(folder / path)
+            if definition.alignment == "landmarks":
+                if path not in landmarks:
+                    raise EvaluateError(f"{definition.landmarks}: no landmarks for {path}")
+                image = align_face(image, landmarks[path], shape[2])
+            elif definition.alignment == "detector":
+                image = align_face(image, detect_landmarks(aligner, image, path), shape[2])
+            return to_blob(image, shape)
+
+        def load(key: tuple[str, bool]) -> np.ndarray:
+            blob = face(key[0])
+            return np.ascontiguousarray(blob[..., ::-1]) if key[1] else blob
+
+        output = (adapter.get("outputs") or [None])[0]
+        if output is None:
+            if len(launcher.outputs) != 1:
+                raise EvaluateError(f"the model has {len(launcher.outputs)} outputs; name the embedding in "
+                                    f"the adapter's 'outputs'")
+            output = launcher.outputs[0]
+        elif output not in launcher.outputs:
+            raise EvaluateError(f"{spec.name}: adapter output {output!r} is not an output of the model "
+                                f"(it has: {', '.join(launcher.outputs)})")
+        flip = adapter.get("flip", True)
+        keys = [(n, f) for n in names for f in ((False, True) if flip else (False,))]
+        began = time.perf_counter()
+        raw, broken = run_inference(launcher, keys, load, lambda k, o: o[output].reshape(-1).astype(np.float64),
+                                    options.skip_broken, progress)
+        timings["inference_s"] = time.perf_counter() - began
+        embeddings = {}
+        for n in names:
+            parts = [raw[(n, f)] for f in ((False, True) if flip else (False,)) if (n, f) in raw]
+            if len(parts) == (2 if flip else 1):
+                embeddings[n] = np.sum(parts, axis=0)
+        for path in options.stored_predictions:
+            save_embeddings(path, embeddings, meta)
+    usable = np.array([a in embeddings and b in embeddings for a, b in zip(pairs.first, pairs.second)])
+    if not usable.all():
+        warnings.append(f"{int((~usable).sum())} pairs skipped: an image could not be read")
+    began = time.perf_counter()
+    first = np.stack([embeddings[a] for a, u in zip(pairs.first, usable) if u])
+    second = np.stack([embeddings[b] for b, u in zip(pairs.second, usable) if u])
+    distances = pair_distances(first, second)
+    results, curves = [], {}
+    for m in spec.metrics:
+        result: VerificationResult = verification_accuracy(distances, pairs.same[usable], pairs.fold[usable], m.far)
+        if m.type == "lfw_accuracy":
+            results.append(_reference(m, result.mean, std=result.std, folds=result.fold_accuracy.tolist(),
+                                      thresholds=result.fold_threshold.tolist(), pairs=int(usable.sum())))
+        else:
+            results.append(_reference(m, result.tar_at_far, far=m.far, pairs=int(usable.sum())))
+        curves["roc"] = {"far": result.roc_far, "tar": result.roc_tar}
+    timings["metrics_s"] = time.perf_counter() - began
+    return len(names), results, curves, broken
+
+
+def detect_landmarks(detector: Launcher, image: np.ndarray, path: str) -> np.ndarray:
+    """Five landmarks of the most confident face the detector finds (for LFW alignment)."""
+    shape = detector.input.shape
+    found: list[Detections] = []
+    detector.infer([(path, to_blob(image, shape))],
+                   lambda _, outputs: found.append(decode(outputs, (shape[3], shape[2]))))
+    det = rescale(found[0], image.shape[1] / shape[3], image.shape[0] / shape[2])
+    if not len(det.scores):
+        raise EvaluateError(f"{path}: the aligning detector found no face")
+    return det.landmarks[int(np.argmax(det.scores))]
+
+
+def evaluate(config: AccuracyConfig, spec: DatasetSpec, definition: DatasetDefinition, launcher: Launcher | None,
+             adapter: dict[str, Any], options: RunOptions, model_hashes: dict[str, str],
+             progress: Callable[[int], None] | None = None, aligner: Launcher | None = None) -> Evaluation:
+    """Run one dataset entry of a model's config."""
+    kinds = {METRIC_DATASETS[m.type] for m in spec.metrics}
+    if kinds != {definition.type}:
+        raise EvaluateError(f"{config.path}: dataset {spec.name!r} is a {definition.type} dataset; its metrics "
+                            f"({', '.join(m.type for m in spec.metrics)}) are not")
+    warnings: list[str] = []
+    hashes = dict(model_hashes)
+    timings: dict[str, float] = {}
+    meta = {"model": config.model, "model_sha256": model_hashes.get("model", ""), "dataset": definition.name,
+            "adapter": adapter, "resize": spec.resize}
+    began = time.perf_counter()
+    run = evaluate_wider if definition.type == "wider" else evaluate_lfw
+    extra = {"aligner": aligner} if definition.type == "lfw" else {}
+    images, metrics, curves, broken = run(launcher, adapter, spec, definition, options, meta, progress,
+                                          warnings, hashes, timings, **extra)
+    timings["total_s"] = time.perf_counter() - began
+    return Evaluation(config.model, definition.name, launcher.description if launcher else "stored predictions",
+                      images, metrics, curves, timings, hashes, warnings, broken)

@@ -1,0 +1,40 @@
+"""Images from disk to network input blobs (BGR or gray, N x C x H x W float32, 0..255)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EvaluateError
+
+
+class BrokenImage(EvaluateError):
+    """An image file that exists but cannot be decoded."""
+
+
+def read_image(path: Path, gray: bool = False) -> np.ndarray:
+    """Decode an image (BGR, or one channel when `gray`)."""
+    import cv2
+
+    if not Path(path).is_file():
+        raise EvaluateError(f"{path}: image not found")
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise BrokenImage(f"{path}: not a decodable image (corrupt or truncated)")
+    return image
+
+
+def to_blob(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Resize to the input's H x W (bilinear) and lay out as 1 x C x H x W float32."""
+    import cv2
+
+    _, channels, height, width = shape
+    if image.shape[:2] != (height, width):
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    if channels == 1 and image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[2] != channels:
+        raise EvaluateError(f"the network takes {channels} channels, the image has {image.shape[2]}")
+    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)

@@ -1,0 +1,36 @@
+"""ONNX Runtime on the converter's ONNX file: the second launcher, a cross-check of the IR."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import EvaluateError
+from .base import Handler, InputInfo
+
+
+class OnnxRuntimeLauncher:
+    """One CPU session; requests run one after another, each using the session's threads."""
+
+    def __init__(self, path: Path):
+        import onnxruntime as ort
+
+        if not Path(path).is_file():
+            raise EvaluateError(f"{path}: ONNX model not found (omz_converter writes <out>/public/<name>/<name>.onnx)")
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise EvaluateError(f"{path}: ONNX Runtime could not load it: {str(exc).strip().splitlines()[0]}") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise EvaluateError(f"{path}: expected one image input, the model has {len(inputs)}")
+        self.input = InputInfo(inputs[0].name, tuple(int(d) for d in inputs[0].shape))
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.description = f"onnxruntime {ort.__version__} CPU"
+
+    def infer(self, items: Iterable[tuple[Any, np.ndarray]], handle: Handler) -> None:
+        for key, blob in items:
+            values = self.session.run(self.outputs, {self.input.name: blob})
+            handle(key, dict(zip(self.outputs, values)))

@@ -1,0 +1,158 @@
+"""Face detection metrics: VOC-style AP with ignored faces (`omz_ap64`) and the official WIDER
+FACE easy/medium/hard protocol (`wider_official`). Pure and vectorised: no loop over boxes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..boxes import iou_matrix, xywh_to_corners
+
+
+@dataclass(frozen=True)
+class ImageMatch:
+    """Each prediction of one image as a true positive, a false positive, or neither (ignored)."""
+
+    scores: np.ndarray  # (P,) in descending score order
+    true_positive: np.ndarray  # (P,) bool
+    false_positive: np.ndarray  # (P,) bool
+    num_faces: int  # faces that count (not ignored)
+
+
+@dataclass(frozen=True)
+class PRCurve:
+    """A precision/recall curve and the area under it."""
+
+    precision: np.ndarray
+    recall: np.ndarray
+    ap: float
+
+
+def match_image(boxes: np.ndarray, scores: np.ndarray, faces: np.ndarray, ignored: np.ndarray,
+                iou_threshold: float = 0.5, plus_one: bool = False,
+                multiple_matches_per_ignored: bool = True) -> ImageMatch:
+    """Match one image's predictions (corner boxes) to its faces (corner boxes), VOC style.
+
+    Predictions are taken in descending score order (ties keep their given order). Each takes
+    the face it overlaps most; at IoU >= iou_threshold it is a true positive if that face is
+    not yet taken, a false positive if it is, and ignored if the face is ignored (only the first
+    such prediction when multiple_matches_per_ignored is False; later ones are false positives).
+    Below the threshold it is a false positive."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    order = np.argsort(-scores, kind="stable")
+    scores, boxes = scores[order], np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[order]
+    ignored = np.asarray(ignored, dtype=bool).reshape(-1)
+    n = len(scores)
+    tp = np.zeros(n, dtype=bool)
+    skip = np.zeros(n, dtype=bool)
+    if len(faces) and n:
+        iou = iou_matrix(boxes, faces, plus_one)
+        best = iou.argmax(axis=1)
+        hit = iou[np.arange(n), best] >= iou_threshold
+        for target, on_ignored in ((tp, False), (skip, True)):
+            candidates = np.flatnonzero(hit & (ignored[best] == on_ignored))
+            if on_ignored and multiple_matches_per_ignored:
+                target[candidates] = True
+            else:  # only the first prediction per face (candidates are in score order)
+                _, first = np.unique(best[candidates], return_index=True)
+                target[candidates[first]] = True
+    return ImageMatch(scores, tp, ~tp & ~skip, int((~ignored).sum()))
+
+
+def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
+    """Area under the PR curve with precision made monotone (VOC all-point). NaN precisions
+    (no predictions at that point) are skipped, as MATLAB's max skips NaN."""
+    mrec = np.concatenate([[0.0], np.asarray(recall, dtype=np.float64), [1.0]])
+    mpre = np.concatenate([[0.0], np.asarray(precision, dtype=np.float64), [0.0]])
+    mpre = np.fmax.accumulate(mpre[::-1])[::-1]
+    change = np.flatnonzero(mrec[1:] != mrec[:-1]) + 1
+    return float(np.sum((mrec[change] - mrec[change - 1]) * mpre[change]))
+
+
+def average_precision(matches: list[ImageMatch]) -> PRCurve:
+    """VOC all-point AP over a whole set of images: predictions of all images ranked together
+    by score (ties in image order). 0 when there is nothing to find or nothing was found."""
+    num_faces = sum(m.num_faces for m in matches)
+    if not matches or num_faces == 0:
+        return PRCurve(np.zeros(0), np.zeros(0), 0.0)
+    scores = np.concatenate([m.scores for m in matches])
+    tp = np.concatenate([m.true_positive for m in matches])
+    fp = np.concatenate([m.false_positive for m in matches])
+    order = np.argsort(-scores, kind="stable")
+    counted = (tp | fp)[order]
+    tp_cum = np.cumsum(tp[order])[counted]
+    fp_cum = np.cumsum(fp[order])[counted]
+    if len(tp_cum) == 0:
+        return PRCurve(np.zeros(0), np.zeros(0), 0.0)
+    recall = tp_cum / num_faces
+    precision = tp_cum / (tp_cum + fp_cum)
+    return PRCurve(precision, recall, voc_ap(recall, precision))
+
+
+# --- the official WIDER FACE evaluation (eval_tools: read_pred, norm_score, evaluation, VOCap) ---
+
+THRESHOLDS = 1000
+
+
+def normalise_scores(predictions: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """Scores rescaled by the global min and max over all images, as the official code does
+    (its running max starts at single-precision realmin, its running min at realmax)."""
+    non_empty = [s for _, s in predictions if len(s)]
+    high = max([float(np.finfo(np.float32).tiny)] + [float(s.max()) for s in non_empty])
+    low = min([float(np.finfo(np.float32).max)] + [float(s.min()) for s in non_empty])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return [(np.asarray(s, dtype=np.float64) - low) / (high - low) for _, s in predictions]
+
+
+def _image_pr(boxes: np.ndarray, scores: np.ndarray, faces: np.ndarray, keep: np.ndarray,
+              thresholds: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """(proposals, recalled faces) at each threshold for one image; `boxes`/`faces` are (x, y, w, h),
+    predictions already in the official order (descending raw score)."""
+    n = len(scores)
+    iou = iou_matrix(xywh_to_corners(boxes), xywh_to_corners(faces), plus_one=True)
+    best = iou.argmax(axis=1)  # the first maximum, as MATLAB's max
+    hit = iou[np.arange(n), best] >= iou_threshold
+    proposal = ~(hit & ~keep[best])  # a prediction on a face outside gt_list is not a proposal
+    recalled = hit & keep[best]
+    first = np.zeros(n, dtype=bool)
+    candidates = np.flatnonzero(recalled)
+    _, first_index = np.unique(best[candidates], return_index=True)
+    first[candidates[first_index]] = True
+    # a face outside gt_list that was hit becomes -1 and can never count; faces in gt_list count once
+    pred_recall = np.cumsum(first)
+    proposals = np.cumsum(proposal)
+    count = np.searchsorted(-scores, -thresholds, side="right")  # predictions with score >= threshold
+    out = np.zeros((len(thresholds), 2))
+    some = count > 0
+    out[some, 0] = proposals[count[some] - 1]
+    out[some, 1] = pred_recall[count[some] - 1]
+    return out
+
+
+def wider_official_curve(predictions: list[tuple[np.ndarray, np.ndarray]], faces: list[np.ndarray],
+                         keep_lists: list[np.ndarray], iou_threshold: float = 0.5) -> PRCurve:
+    """Official WIDER FACE AP for one setting.
+
+    predictions: per image, (boxes (P, 4) as x, y, w, h; scores (P,)); faces: per image, (G, 4)
+    as x, y, w, h; keep_lists: per image, the 1-based indices of the faces the setting counts
+    (its `gt_list`); every other face is ignored. Images in the official order."""
+    thresholds = 1 - np.arange(1, THRESHOLDS + 1) / THRESHOLDS
+    normalised = normalise_scores(predictions)
+    total = np.zeros((THRESHOLDS, 2))
+    count_face = 0
+    for (boxes, raw), scores, gt, keep_index in zip(predictions, normalised, faces, keep_lists):
+        keep_index = np.asarray(keep_index, dtype=np.int64).reshape(-1)
+        count_face += len(keep_index)
+        if len(gt) == 0 or len(raw) == 0:
+            continue
+        order = np.argsort(-np.asarray(raw, dtype=np.float64), kind="stable")
+        keep = np.zeros(len(gt), dtype=bool)
+        keep[keep_index - 1] = True
+        total += _image_pr(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[order], scores[order],
+                           np.asarray(gt, dtype=np.float64).reshape(-1, 4), keep, thresholds, iou_threshold)
+    if count_face == 0:
+        return PRCurve(np.zeros(THRESHOLDS), np.zeros(THRESHOLDS), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = total[:, 1] / total[:, 0]
+    recall = total[:, 1] / count_face
+    return PRCurve(precision, recall, voc_ap(recall, precision))
