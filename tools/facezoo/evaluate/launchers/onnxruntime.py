@@ -19,8 +19,10 @@ class OnnxRuntimeLauncher:
 
         if not Path(path).is_file():
             raise EvaluateError(f"{path}: ONNX model not found (omz_converter writes <out>/public/<name>/<name>.onnx)")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # not the notices about initializers its own BatchNorm folding freed
         try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise EvaluateError(f"{path}: ONNX Runtime could not load it: {str(exc).strip().splitlines()[0]}") from None
         inputs = self.session.get_inputs()
