@@ -73,7 +73,7 @@ class WiderGroundTruth:
     """The official evaluation ground truth, flattened to images in the official order."""
 
     paths: list[str]  # "<event>/<stem>.jpg"
-    faces: list[np.ndarray]  # (G, 4) x, y, w, h
+    faces: list[np.ndarray]  # (G, 4) x, y, w, h, with the file's dtype (int32 officially)
     keep: dict[str, list[np.ndarray]]  # setting -> per image, 1-based indices of the faces it counts
 
 
@@ -102,7 +102,7 @@ def load_official_mat(folder: Path, split: str = "val") -> WiderGroundTruth:
         boxes = np.asarray(main["face_bbx_list"][e, 0]).reshape(-1)
         for stem, box in zip(stems, boxes):
             paths.append(f"{event}/{stem}.jpg")
-            faces.append(np.asarray(box, dtype=np.float64).reshape(-1, 4))
+            faces.append(np.asarray(box).reshape(-1, 4))  # int32 in the official files: keep it
     keep = {}
     for setting in ("easy", "medium", "hard"):
         data = load(f"wider_{setting}_{split}.mat")

@@ -92,6 +92,41 @@ def average_precision(matches: list[ImageMatch]) -> PRCurve:
 # --- the official WIDER FACE evaluation (eval_tools: read_pred, norm_score, evaluation, VOCap) ---
 
 THRESHOLDS = 1000
+INT32 = np.iinfo(np.int32)
+
+
+def _to_int32(x: np.ndarray) -> np.ndarray:
+    """MATLAB's conversion of doubles to int32: round half away from zero, saturate."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.clip(np.sign(x) * np.floor(np.abs(x) + 0.5), INT32.min, INT32.max)
+
+
+def official_overlap(faces: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """The official code's `boxoverlap` of each prediction (rows) with each face (columns), both
+    (x, y, w, h). The official ground truth is int32 and MATLAB does mixed int32/double arithmetic
+    in int32: prediction corners are rounded where they meet face corners, the union is rounded,
+    and so is the quotient, so the overlap is an integer (0 or 1 in practice). A prediction is then
+    matched to the first face with IoU >= 0.5, not to the best one. With non-integer faces this is
+    the plain +1-pixel IoU."""
+    if not np.issubdtype(np.asarray(faces).dtype, np.integer):
+        return iou_matrix(xywh_to_corners(boxes), xywh_to_corners(faces), plus_one=True)
+    g = np.asarray(faces, dtype=np.float64).reshape(-1, 4)
+    g = np.concatenate([g[:, :2], _to_int32(g[:, :2] + g[:, 2:])], axis=1)
+    p = xywh_to_corners(boxes)
+    x1 = np.maximum(g[None, :, 0], _to_int32(p[:, None, 0]))
+    y1 = np.maximum(g[None, :, 1], _to_int32(p[:, None, 1]))
+    x2 = np.minimum(g[None, :, 2], _to_int32(p[:, None, 2]))
+    y2 = np.minimum(g[None, :, 3], _to_int32(p[:, None, 3]))
+    w, h = _to_int32(x2 - x1 + 1), _to_int32(y2 - y1 + 1)
+    inter = _to_int32(w * h)
+    face_area = _to_int32((g[:, 2] - g[:, 0] + 1) * (g[:, 3] - g[:, 1] + 1))
+    box_area = (p[:, 2] - p[:, 0] + 1) * (p[:, 3] - p[:, 1] + 1)
+    union = _to_int32(_to_int32(face_area[None, :] + box_area[:, None]) - inter)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overlap = np.where(union != 0, _to_int32(inter / np.where(union != 0, union, 1)),
+                           np.where(inter > 0, INT32.max, np.where(inter < 0, INT32.min, 0)))
+    overlap[(w <= 0) | (h <= 0)] = 0
+    return overlap
 
 
 def normalise_scores(predictions: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
@@ -109,7 +144,7 @@ def _image_pr(boxes: np.ndarray, scores: np.ndarray, faces: np.ndarray, keep: np
     """(proposals, recalled faces) at each threshold for one image; `boxes`/`faces` are (x, y, w, h),
     predictions already in the official order (descending raw score)."""
     n = len(scores)
-    iou = iou_matrix(xywh_to_corners(boxes), xywh_to_corners(faces), plus_one=True)
+    iou = official_overlap(faces, boxes)
     best = iou.argmax(axis=1)  # the first maximum, as MATLAB's max
     hit = iou[np.arange(n), best] >= iou_threshold
     proposal = ~(hit & ~keep[best])  # a prediction on a face outside gt_list is not a proposal
@@ -134,7 +169,7 @@ def wider_official_curve(predictions: list[tuple[np.ndarray, np.ndarray]], faces
     """Official WIDER FACE AP for one setting.
 
     predictions: per image, (boxes (P, 4) as x, y, w, h; scores (P,)); faces: per image, (G, 4)
-    as x, y, w, h; keep_lists: per image, the 1-based indices of the faces the setting counts
+    as x, y, w, h, integer as in the official .mat (see official_overlap); keep_lists: per image, the 1-based indices of the faces the setting counts
     (its `gt_list`); every other face is ignored. Images in the official order."""
     thresholds = 1 - np.arange(1, THRESHOLDS + 1) / THRESHOLDS
     normalised = normalise_scores(predictions)
@@ -148,8 +183,9 @@ def wider_official_curve(predictions: list[tuple[np.ndarray, np.ndarray]], faces
         order = np.argsort(-np.asarray(raw, dtype=np.float64), kind="stable")
         keep = np.zeros(len(gt), dtype=bool)
         keep[keep_index - 1] = True
+        gt = np.asarray(gt).reshape(-1, 4)
         total += _image_pr(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[order], scores[order],
-                           np.asarray(gt, dtype=np.float64).reshape(-1, 4), keep, thresholds, iou_threshold)
+                           gt, keep, thresholds, iou_threshold)
     if count_face == 0:
         return PRCurve(np.zeros(THRESHOLDS), np.zeros(THRESHOLDS), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
