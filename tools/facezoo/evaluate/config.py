@@ -15,6 +15,8 @@ from facezoo.registry.yamlsource import load_yaml_with_lines
 from .errors import EvaluateError
 
 HERE = Path(__file__).resolve().parent
+ADAPTER_OPTIONS = {"retinaface": {"score_threshold", "nms_threshold", "nms_per_stride", "clip"},
+                   "embedding": {"outputs", "flip"}}
 METRIC_DATASETS = {"omz_ap64": "wider", "wider_official": "wider", "lfw_accuracy": "lfw", "tar_at_far": "lfw"}
 
 
@@ -98,6 +100,13 @@ def load_accuracy_config(path: Path) -> AccuracyConfig:
     """Read and validate a model's accuracy-check.yml."""
     data, lines = _load(path, "accuracy_check.schema.json")
     entry = data["models"][0]
+    for i, launcher in enumerate(entry["launchers"]):
+        adapter = launcher["adapter"]
+        wrong = sorted(set(adapter) - {"type"} - ADAPTER_OPTIONS[adapter["type"]])
+        if wrong:
+            line = lines.get(("models", 0, "launchers", i, "adapter", wrong[0]), 1)
+            raise EvaluateError(f"{path}:{line}: models[0].launchers[{i}].adapter.{wrong[0]}: not an option of the "
+                                f"{adapter['type']} adapter (it has: {', '.join(sorted(ADAPTER_OPTIONS[adapter['type']]))})")
     launchers = tuple(
         LauncherSpec(l["framework"], AdapterSpec(l["adapter"]["type"],
                                                  {k: v for k, v in l["adapter"].items() if k != "type"}))

@@ -175,7 +175,13 @@ def evaluate_wider(launcher: Launcher | None, adapter: dict[str, Any], spec: Dat
         shape = launcher.input.shape
         if spec.resize and tuple(shape[2:]) != (spec.resize, spec.resize):
             raise EvaluateError(f"the config resizes to {spec.resize}, the model takes {shape[3]}x{shape[2]}")
-        settings = RetinaFaceSettings(**{k: v for k, v in adapter.items() if k != "outputs"})
+        settings = RetinaFaceSettings(**adapter)
+        needed = [f"face_rpn_{kind}_stride{s}" for s in settings.strides
+                  for kind in ("cls_prob_reshape", "bbox_pred", "landmark_pred")]
+        absent = [n for n in needed if n not in launcher.outputs]
+        if absent:
+            raise EvaluateError(f"the retinaface adapter needs output {absent[0]!r}, which the model lacks "
+                                f"(it has: {', '.join(launcher.outputs)})")
         sizes: dict[str, tuple[int, int]] = {}
 
         def load(path: str) -> np.ndarray:
