@@ -348,8 +348,10 @@ def evaluate(config: AccuracyConfig, spec: DatasetSpec, definition: DatasetDefin
     warnings: list[str] = []
     hashes = dict(model_hashes)
     timings: dict[str, float] = {}
-    meta = {"model": config.model, "model_sha256": model_hashes.get("model", ""), "dataset": definition.name,
-            "adapter": adapter, "resize": spec.resize}
+    meta = {"model": config.model, "dataset": definition.name, "adapter": adapter, "resize": spec.resize,
+            "subsample_size": options.subsample_size}
+    if "model" in model_hashes:  # unknown when only stored predictions are given
+        meta["model_sha256"] = model_hashes["model"]
     began = time.perf_counter()
     run = evaluate_wider if definition.type == "wider" else evaluate_lfw
     extra = {"aligner": aligner} if definition.type == "lfw" else {}

@@ -12,13 +12,29 @@ class BrokenImage(EvaluateError):
     """An image file that exists but cannot be decoded."""
 
 
+def _complete(data: bytes) -> bool:
+    """Whether a JPEG or PNG file has its end marker (libjpeg would otherwise decode a truncated
+    file, grey-filling the rest and only printing a warning)."""
+    if data[:2] == b"\xff\xd8":
+        return b"\xff\xd9" in data[-4096:]
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return b"IEND" in data[-64:]
+    return True
+
+
 def read_image(path: Path, gray: bool = False) -> np.ndarray:
     """Decode an image (BGR, or one channel when `gray`)."""
     import cv2
 
-    if not Path(path).is_file():
-        raise EvaluateError(f"{path}: image not found")
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise EvaluateError(f"{path}: image not found") from None
+    except OSError as exc:
+        raise EvaluateError(f"{path}: cannot read: {exc.strerror}") from None
+    image = None
+    if _complete(data):
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise BrokenImage(f"{path}: not a decodable image (corrupt or truncated)")
     return image

@@ -47,7 +47,7 @@ def save_embeddings(path: Path, embeddings: dict[str, np.ndarray], meta: dict[st
 
 def load_predictions(paths: list[Path], meta: dict[str, Any]) -> dict[str, Any]:
     """Predictions from one or more stored files (shards are merged); their `meta` (model, dataset,
-    adapter settings) must equal `meta`, and no image may appear in two shards."""
+    adapter settings) must agree with every key of `meta`, and no image may appear in two shards."""
     merged: dict[str, Any] = {}
     for path in paths:
         try:
@@ -55,8 +55,8 @@ def load_predictions(paths: list[Path], meta: dict[str, Any]) -> dict[str, Any]:
             kind, stored = str(data["kind"]), json.loads(str(data["meta"]))
         except (OSError, ValueError, KeyError) as exc:
             raise EvaluateError(f"{path}: not a stored predictions file ({exc})") from None
-        if stored != meta:
-            diff = sorted(k for k in set(stored) | set(meta) if stored.get(k) != meta.get(k))
+        diff = sorted(k for k in meta if stored.get(k) != meta[k])
+        if diff:
             raise EvaluateError(f"{path}: predictions were made with other settings ({', '.join(diff)} differ)")
         names = [str(n) for n in data["names"]]
         if kind == "detections":

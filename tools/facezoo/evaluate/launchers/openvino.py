@@ -38,15 +38,29 @@ class OpenVINOLauncher:
         self.description = f"openvino {ov.__version__} {device} f32 x{self.requests} requests"
 
     def infer(self, items: Iterable[tuple[Any, np.ndarray]], handle: Handler) -> None:
-        import openvino as ov
+        """Round-robin over the infer requests: while one waits for its result, the others run.
+        No completion callbacks: a Python callback on OpenVINO's threads needs the GIL, and
+        destroying the compiled model while one is pending deadlocks."""
+        requests = [self.compiled.create_infer_request() for _ in range(self.requests)]
+        pending: list[Any] = [None] * len(requests)
+        busy = [False] * len(requests)
 
-        names = self.outputs
-        queue = ov.AsyncInferQueue(self.compiled, self.requests)
+        def collect(i: int) -> None:
+            requests[i].wait()
+            busy[i] = False
+            handle(pending[i], {n: requests[i].get_tensor(n).data.copy() for n in self.outputs})
 
-        def done(request, key):
-            handle(key, {n: request.get_tensor(n).data.copy() for n in names})
-
-        queue.set_callback(done)
-        for key, blob in items:
-            queue.start_async({self.input.name: blob}, userdata=key)
-        queue.wait_all()
+        try:
+            for n, (key, blob) in enumerate(items):
+                i = n % len(requests)
+                if busy[i]:
+                    collect(i)
+                pending[i], busy[i] = key, True
+                requests[i].start_async({self.input.name: blob})
+            for i in range(len(requests)):
+                if busy[i]:
+                    collect(i)
+        finally:
+            for i, request in enumerate(requests):
+                if busy[i]:
+                    request.wait()
