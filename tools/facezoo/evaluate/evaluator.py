@@ -17,7 +17,7 @@ from .datasets.wider import WiderImage, load_official_mat, parse_bbx_gt
 from .errors import EvaluateError
 from .images import read_image, to_blob
 from .launchers.base import Launcher
-from .metrics.detection import PRCurve, average_precision, match_image, wider_official_curve
+from .metrics.detection import PRCurve, average_precision, match_image, wider_official_curves
 from .metrics.verification import VerificationResult, pair_distances, verification_accuracy
 from .pipeline import run_inference
 from .predictions import load_predictions, save_detections, save_embeddings, write_submission
@@ -111,7 +111,6 @@ def detection_metrics(specs: tuple[MetricSpec, ...], images: list[WiderImage], d
                       ground_truth_dir: Path | None, split: str) -> tuple[list[MetricResult], dict[str, PRCurve]]:
     """omz_ap64 and wider_official over the images that have predictions."""
     results, curves = [], {}
-    truth = None
     for spec in specs:
         if spec.type == "omz_ap64":
             matches = []
@@ -126,27 +125,34 @@ def detection_metrics(specs: tuple[MetricSpec, ...], images: list[WiderImage], d
             results.append(_reference(spec, curve.ap, faces_counted=counted,
                                       faces_ignored=int(sum(len(i.faces) for i in images) - counted)))
             curves[spec.name] = curve
-        elif spec.type == "wider_official":
-            if ground_truth_dir is None:
-                raise EvaluateError(f"{spec.name}: the dataset definition has no ground_truth folder "
-                                    f"(the official .mat files)")
-            truth = truth or load_official_mat(ground_truth_dir, split)
-            index = {p: i for i, p in enumerate(truth.paths)}
-            wanted = {i.path for i in images}
-            unknown = sorted(wanted - set(index))
-            if unknown:
-                raise EvaluateError(f"{ground_truth_dir}: image {unknown[0]} is not in the official ground truth")
-            order = [i for i, p in enumerate(truth.paths) if p in wanted]
-            predictions = []
-            for i in order:
-                det = detections.get(truth.paths[i], Detections.empty())
-                xywh = np.concatenate([det.boxes[:, :2], det.boxes[:, 2:] - det.boxes[:, :2]], axis=1)
-                predictions.append((xywh, det.scores))
-            curve = wider_official_curve(predictions, [truth.faces[i] for i in order],
-                                         [truth.keep[spec.setting][i] for i in order], spec.iou_threshold)
-            results.append(_reference(spec, curve.ap, setting=spec.setting,
-                                      faces_counted=int(sum(len(truth.keep[spec.setting][i]) for i in order))))
-            curves[spec.name] = curve
+    official = [spec for spec in specs if spec.type == "wider_official"]
+    if official:
+        if ground_truth_dir is None:
+            raise EvaluateError(f"{official[0].name}: the dataset definition has no ground_truth folder "
+                                f"(the official .mat files)")
+        truth = load_official_mat(ground_truth_dir, split)
+        index = {p: i for i, p in enumerate(truth.paths)}
+        wanted = {i.path for i in images}
+        unknown = sorted(wanted - set(index))
+        if unknown:
+            raise EvaluateError(f"{ground_truth_dir}: image {unknown[0]} is not in the official ground truth")
+        order = [i for i, p in enumerate(truth.paths) if p in wanted]
+        predictions = []
+        for i in order:
+            det = detections.get(truth.paths[i], Detections.empty())
+            xywh = np.concatenate([det.boxes[:, :2], det.boxes[:, 2:] - det.boxes[:, :2]], axis=1)
+            predictions.append((xywh, det.scores))
+        for threshold in sorted({spec.iou_threshold for spec in official}):
+            chosen = [spec for spec in official if spec.iou_threshold == threshold]
+            by_setting = wider_official_curves(predictions, [truth.faces[i] for i in order],
+                                               {spec.setting: [truth.keep[spec.setting][i] for i in order]
+                                                for spec in chosen}, threshold)
+            for spec in chosen:
+                curve = by_setting[spec.setting]
+                results.append(_reference(spec, curve.ap, setting=spec.setting,
+                                          faces_counted=int(sum(len(truth.keep[spec.setting][i]) for i in order))))
+                curves[spec.name] = curve
+    results.sort(key=lambda r: [s.name for s in specs].index(r.name))
     return results, curves
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -41,6 +42,7 @@ class RetinaFaceSettings:
     strides: tuple[int, ...] = (32, 16, 8)
 
 
+@lru_cache(maxsize=32)
 def anchors(stride: int, height: int, width: int) -> np.ndarray:
     """Anchors of one stride as (height * width * A, 4) corner boxes, in (y, x, anchor) order,
     with insightface's pixel-inclusive centres: an anchor of size s spans c - (s-1)/2 .. c + (s-1)/2
@@ -51,7 +53,9 @@ def anchors(stride: int, height: int, width: int) -> np.ndarray:
                      centre + 0.5 * (sizes - 1), centre + 0.5 * (sizes - 1)], axis=1)
     ys, xs = np.meshgrid(np.arange(height) * stride, np.arange(width) * stride, indexing="ij")
     shifts = np.stack([xs, ys, xs, ys], axis=-1).reshape(-1, 1, 4)
-    return (shifts + base[None]).reshape(-1, 4).astype(np.float64)
+    grid = (shifts + base[None]).reshape(-1, 4).astype(np.float64)
+    grid.flags.writeable = False  # cached: shared by every call
+    return grid
 
 
 def _per_anchor(tensor: np.ndarray, per: int) -> np.ndarray:
@@ -60,17 +64,20 @@ def _per_anchor(tensor: np.ndarray, per: int) -> np.ndarray:
 
 
 def decode_stride(cls_prob: np.ndarray, bbox: np.ndarray, landmark: np.ndarray, stride: int,
-                  input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scores, corner boxes and landmarks of every anchor of one stride, in input pixels."""
+                  score_threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores, corner boxes and landmarks of the anchors of one stride scoring at least
+    `score_threshold`, in input pixels, in anchor order."""
     count = len(ANCHOR_SCALES[stride])
     _, channels, height, width = cls_prob.shape
     if channels != 2 * count or bbox.shape[1] != 4 * count or landmark.shape[1] != 10 * count:
         raise EvaluateError(f"stride {stride}: expected {2 * count}/{4 * count}/{10 * count} channels of "
                             f"scores/boxes/landmarks, found {channels}/{bbox.shape[1]}/{landmark.shape[1]}")
-    base = anchors(stride, height, width)
     scores = _per_anchor(cls_prob[:, count:], 1)[:, 0].astype(np.float64)  # face = second half
-    deltas = _per_anchor(bbox, 4).astype(np.float64)
-    points = _per_anchor(landmark, 10).astype(np.float64).reshape(-1, 5, 2)
+    chosen = np.flatnonzero(scores >= score_threshold)
+    base = anchors(stride, height, width)[chosen]
+    scores = scores[chosen]
+    deltas = _per_anchor(bbox, 4)[chosen].astype(np.float64)
+    points = _per_anchor(landmark, 10)[chosen].astype(np.float64).reshape(-1, 5, 2)
     widths = base[:, 2] - base[:, 0] + 1
     heights = base[:, 3] - base[:, 1] + 1
     cx = base[:, 0] + 0.5 * (widths - 1)
@@ -94,9 +101,7 @@ def decode(outputs: dict[str, np.ndarray], input_size: tuple[int, int],
         missing = [n for n in names if n not in outputs]
         if missing:
             raise EvaluateError(f"the model has no output {missing[0]!r} (it has: {', '.join(sorted(outputs))})")
-        scores, boxes, marks = decode_stride(*(outputs[n] for n in names), stride, input_size)
-        chosen = np.flatnonzero(scores >= settings.score_threshold)
-        scores, boxes, marks = scores[chosen], boxes[chosen], marks[chosen]
+        scores, boxes, marks = decode_stride(*(outputs[n] for n in names), stride, settings.score_threshold)
         if settings.clip:
             w, h = input_size
             boxes = np.clip(boxes, 0, [w - 1, h - 1, w - 1, h - 1])

@@ -85,16 +85,22 @@ def load_official_mat(folder: Path, split: str = "val") -> WiderGroundTruth:
     """Read `wider_face_<split>.mat` and `wider_{easy,medium,hard}_<split>.mat` from `folder`."""
     from scipy.io import loadmat
 
-    def load(name: str) -> dict:
+    def load(name: str, variables: list[str]) -> dict:
         path = Path(folder) / name
         if not path.is_file():
             raise EvaluateError(f"{path}: not found (the official WIDER FACE evaluation ground truth)")
         try:
-            return loadmat(str(path))
+            data = loadmat(str(path), variable_names=variables)
+            missing = [v for v in variables if v not in data]
+            if missing:
+                raise EvaluateError(f"{path}: has no variable {missing[0]!r}")
+            return data
+        except EvaluateError:
+            raise
         except Exception as exc:  # scipy raises several types for a damaged file
             raise EvaluateError(f"{path}: not a readable .mat file ({exc})") from None
 
-    main = load(f"wider_face_{split}.mat")
+    main = load(f"wider_face_{split}.mat", ["event_list", "file_list", "face_bbx_list"])
     events = _cell_strings(main["event_list"])
     paths, faces = [], []
     for e, event in enumerate(events):
@@ -105,7 +111,7 @@ def load_official_mat(folder: Path, split: str = "val") -> WiderGroundTruth:
             faces.append(np.asarray(box).reshape(-1, 4))  # int32 in the official files: keep it
     keep = {}
     for setting in ("easy", "medium", "hard"):
-        data = load(f"wider_{setting}_{split}.mat")
+        data = load(f"wider_{setting}_{split}.mat", ["gt_list"])
         keep[setting] = [np.asarray(g, dtype=np.int64).reshape(-1)
                          for e in range(len(events)) for g in np.asarray(data["gt_list"][e, 0]).reshape(-1)]
     return WiderGroundTruth(paths, faces, keep)

@@ -96,9 +96,13 @@ INT32 = np.iinfo(np.int32)
 
 
 def _to_int32(x: np.ndarray) -> np.ndarray:
-    """MATLAB's conversion of doubles to int32: round half away from zero, saturate."""
+    """MATLAB's conversion of doubles to int32: round half away from zero (exactly: 0.49999999999999994
+    stays 0), saturate."""
     x = np.asarray(x, dtype=np.float64)
-    return np.clip(np.sign(x) * np.floor(np.abs(x) + 0.5), INT32.min, INT32.max)
+    a = np.abs(x)
+    r = np.floor(a)
+    r += (a - r) >= 0.5
+    return np.clip(np.copysign(r, x), INT32.min, INT32.max)
 
 
 def official_overlap(faces: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -139,21 +143,22 @@ def normalise_scores(predictions: list[tuple[np.ndarray, np.ndarray]]) -> list[n
         return [(np.asarray(s, dtype=np.float64) - low) / (high - low) for _, s in predictions]
 
 
-def _image_pr(boxes: np.ndarray, scores: np.ndarray, faces: np.ndarray, keep: np.ndarray,
-              thresholds: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """(proposals, recalled faces) at each threshold for one image; `boxes`/`faces` are (x, y, w, h),
-    predictions already in the official order (descending raw score)."""
-    n = len(scores)
+def _image_geometry(boxes: np.ndarray, faces: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each prediction (in the official order): the face it is matched to (the first maximum
+    overlap, as MATLAB's max) and whether the overlap reaches the threshold."""
     iou = official_overlap(faces, boxes)
-    best = iou.argmax(axis=1)  # the first maximum, as MATLAB's max
-    hit = iou[np.arange(n), best] >= iou_threshold
+    best = iou.argmax(axis=1)
+    return best, iou[np.arange(len(best)), best] >= iou_threshold
+
+
+def _image_pr(scores: np.ndarray, best: np.ndarray, hit: np.ndarray, keep: np.ndarray,
+              thresholds: np.ndarray) -> np.ndarray:
+    """(proposals, recalled faces) at each threshold for one image and one setting."""
     proposal = ~(hit & ~keep[best])  # a prediction on a face outside gt_list is not a proposal
-    recalled = hit & keep[best]
-    first = np.zeros(n, dtype=bool)
-    candidates = np.flatnonzero(recalled)
+    candidates = np.flatnonzero(hit & keep[best])
+    first = np.zeros(len(scores), dtype=bool)
     _, first_index = np.unique(best[candidates], return_index=True)
-    first[candidates[first_index]] = True
-    # a face outside gt_list that was hit becomes -1 and can never count; faces in gt_list count once
+    first[candidates[first_index]] = True  # a face in gt_list counts once, at its first hit
     pred_recall = np.cumsum(first)
     proposals = np.cumsum(proposal)
     count = np.searchsorted(-scores, -thresholds, side="right")  # predictions with score >= threshold
@@ -164,31 +169,43 @@ def _image_pr(boxes: np.ndarray, scores: np.ndarray, faces: np.ndarray, keep: np
     return out
 
 
-def wider_official_curve(predictions: list[tuple[np.ndarray, np.ndarray]], faces: list[np.ndarray],
-                         keep_lists: list[np.ndarray], iou_threshold: float = 0.5) -> PRCurve:
-    """Official WIDER FACE AP for one setting.
+def wider_official_curves(predictions: list[tuple[np.ndarray, np.ndarray]], faces: list[np.ndarray],
+                          keep_lists: dict[str, list[np.ndarray]], iou_threshold: float = 0.5) -> dict[str, PRCurve]:
+    """Official WIDER FACE AP for several settings at once (the overlaps are computed once).
 
     predictions: per image, (boxes (P, 4) as x, y, w, h; scores (P,)); faces: per image, (G, 4)
-    as x, y, w, h, integer as in the official .mat (see official_overlap); keep_lists: per image, the 1-based indices of the faces the setting counts
-    (its `gt_list`); every other face is ignored. Images in the official order."""
+    as x, y, w, h, integer as in the official .mat (see official_overlap); keep_lists: per
+    setting, per image, the 1-based indices of the faces the setting counts (its `gt_list`);
+    every other face is ignored. Images in the official order."""
     thresholds = 1 - np.arange(1, THRESHOLDS + 1) / THRESHOLDS
     normalised = normalise_scores(predictions)
-    total = np.zeros((THRESHOLDS, 2))
-    count_face = 0
-    for (boxes, raw), scores, gt, keep_index in zip(predictions, normalised, faces, keep_lists):
-        keep_index = np.asarray(keep_index, dtype=np.int64).reshape(-1)
-        count_face += len(keep_index)
+    totals = {s: np.zeros((THRESHOLDS, 2)) for s in keep_lists}
+    count_face = dict.fromkeys(keep_lists, 0)
+    for n, ((boxes, raw), scores, gt) in enumerate(zip(predictions, normalised, faces)):
+        for setting in keep_lists:
+            count_face[setting] += len(np.asarray(keep_lists[setting][n]).reshape(-1))
         if len(gt) == 0 or len(raw) == 0:
             continue
         order = np.argsort(-np.asarray(raw, dtype=np.float64), kind="stable")
-        keep = np.zeros(len(gt), dtype=bool)
-        keep[keep_index - 1] = True
         gt = np.asarray(gt).reshape(-1, 4)
-        total += _image_pr(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[order], scores[order],
-                           gt, keep, thresholds, iou_threshold)
-    if count_face == 0:
-        return PRCurve(np.zeros(THRESHOLDS), np.zeros(THRESHOLDS), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = total[:, 1] / total[:, 0]
-    recall = total[:, 1] / count_face
-    return PRCurve(precision, recall, voc_ap(recall, precision))
+        best, hit = _image_geometry(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[order], gt, iou_threshold)
+        for setting, lists in keep_lists.items():
+            keep = np.zeros(len(gt), dtype=bool)
+            keep[np.asarray(lists[n], dtype=np.int64).reshape(-1) - 1] = True
+            totals[setting] += _image_pr(scores[order], best, hit, keep, thresholds)
+    curves = {}
+    for setting, total in totals.items():
+        if count_face[setting] == 0:
+            curves[setting] = PRCurve(np.zeros(THRESHOLDS), np.zeros(THRESHOLDS), 0.0)
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            precision = total[:, 1] / total[:, 0]
+        recall = total[:, 1] / count_face[setting]
+        curves[setting] = PRCurve(precision, recall, voc_ap(recall, precision))
+    return curves
+
+
+def wider_official_curve(predictions: list[tuple[np.ndarray, np.ndarray]], faces: list[np.ndarray],
+                         keep_lists: list[np.ndarray], iou_threshold: float = 0.5) -> PRCurve:
+    """Official WIDER FACE AP for one setting (see wider_official_curves)."""
+    return wider_official_curves(predictions, faces, {"setting": keep_lists}, iou_threshold)["setting"]
