@@ -1,0 +1,209 @@
+"""facezoo side by side with what users would pick instead, measured in one run on one machine.
+
+Sets up, each in its own virtual environment under --envs (never a dependency of facezoo):
+  mxnet    mxnet==1.9.1 numpy==1.23.5 onnx==1.14.1: MXNet's own forward pass (the reference)
+           and its ONNX exporter (`mx.onnx.export_model`);
+  mo2024   openvino-dev==2024.4.0 mxnet==1.9.1 numpy==1.23.5: the last Model Optimizer with an
+           MXNet frontend (`mo --framework mxnet`).
+Then prints one table per section. Implemented so far:
+  convert  every real checkpoint in ../shared/data/mirror and ../shared/data/converter-cases and
+           the synthetic RetinaFace-R50, by three routes: ours (omz_converter's translation + current
+           ov.convert_model), Model Optimizer 2024.4, and MXNet's exporter + current ov.convert_model.
+           Each IR runs under current OpenVINO with f32 inference precision on the same real photo
+           (resized, fed exactly as MXNet takes it); the table gives success or the error, the
+           largest absolute difference from MXNet's own outputs, and the wall time of the route.
+Download and evaluation sections (the issue's items 1 and 3) are not written yet.
+
+Run: python bench/compare.py [--envs ~/.cache/facezoo-bench]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "tests"))
+from synthetic_models import write_retinaface_r50  # noqa: E402
+
+ENVS = {
+    "mxnet": ["mxnet==1.9.1", "numpy==1.23.5", "onnx==1.14.1", "protobuf<4"],
+    "mo2024": ["openvino-dev==2024.4.0", "mxnet==1.9.1", "numpy==1.23.5"],
+}
+
+EXPORT = """
+import sys, numpy as np, mxnet as mx
+shape = tuple(int(x) for x in sys.argv[3].split(","))
+mx.onnx.export_model(sys.argv[1], sys.argv[2], in_shapes=[shape], in_types=[np.float32], onnx_file_path=sys.argv[4])
+"""
+
+
+def ensure_env(envs: Path, name: str) -> Path:
+    """The python of a peer environment, created on first use."""
+    python = envs / name / "bin" / "python"
+    marker = envs / name / ".complete"
+    if not marker.is_file():
+        print(f"setting up {name}: pip install {' '.join(ENVS[name])}", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(envs / name)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *ENVS[name]], check=True)
+        marker.write_text("ok\n")
+    return python
+
+
+@dataclass
+class Case:
+    label: str
+    symbol: Path
+    params: Path
+    shape: tuple[int, ...]
+    outputs: tuple[str, ...] | None
+    mean: float | None = None  # normalisation MXNet's caller applies outside the graph
+    scale: float | None = None
+
+
+def cases(work: Path) -> list[Case]:
+    mirror, other = SHARED / "mirror", SHARED / "converter-cases"
+    found = []
+    for folder in sorted(mirror.iterdir()):
+        symbol = next(folder.glob("*-symbol.json"))
+        params = next(folder.glob("*-0000.params"))
+        if "retinaface" in folder.name:
+            found.append(Case(folder.name, symbol, params, (1, 3, 640, 640), None))
+        elif folder.name.endswith("v1"):
+            found.append(Case(folder.name, symbol, params, (1, 1, 100, 100), ("l2normalization1",), 127.5, 127.5))
+        else:
+            head = "fc5_bn" if folder.name.endswith("v2") else "batchnorm0"
+            found.append(Case(folder.name, symbol, params, (1, 3, 112, 112), (head,)))
+    found.append(Case("converter-cases/retinaface-mnet.25", other / "retinaface-mnet.25" / "mnet.25-symbol.json",
+                      other / "retinaface-mnet.25" / "mnet.25-0000.params", (1, 3, 640, 640), None))
+    symbol, params = write_retinaface_r50(work / "r50", prefix="R50")
+    found.append(Case("synthetic RetinaFace-R50", symbol, params, (1, 3, 640, 640), None))
+    return found
+
+
+def photo_input(case: Case) -> np.ndarray:
+    """The real photo, resized, as MXNet takes it: RGB (or grey), normalised where the model says."""
+    import cv2
+    image = cv2.imread(str(SHARED / "photos" / "friends.jpg"))
+    image = cv2.resize(image, (case.shape[3], case.shape[2]), interpolation=cv2.INTER_LINEAR)
+    if case.shape[1] == 1:
+        planes = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[None]
+    else:
+        planes = image[:, :, ::-1].transpose(2, 0, 1)
+    x = planes[None].astype(np.float32)
+    if case.mean is not None:
+        x = (x - case.mean) / case.scale
+    return np.ascontiguousarray(x)
+
+
+def _model_for(case: Case):
+    from facezoo.registry import Conversion, InputSpec, Model
+    conversion = Conversion(case.symbol.name, case.params.name,
+                            (InputSpec("data", case.shape, "NCHW", "GRAY" if case.shape[1] == 1 else "RGB"),),
+                            reverse_input_channels=False, outputs=case.outputs)
+    task = "detection" if case.shape[2] == 640 else "face_recognition"
+    return Model(case.label, "public/x", case.symbol.parent, case.label, task, "mxnet", "https://example.invalid", (),
+                 conversion=conversion)
+
+
+def _difference(ir: Path, feed: np.ndarray, reference: dict[str, np.ndarray]) -> float:
+    from facezoo.convert.verify import run_ir
+    got = {name.split(":")[0]: value for name, value in run_ir(ir, {"data": feed}).items()}
+    if set(reference) - set(got):  # names not kept: match in order of the graph's heads
+        got = dict(zip(reference, got.values()))
+    return max(float(np.abs(got[k].reshape(v.shape) - v).max()) for k, v in reference.items())
+
+
+def convert_section(envs: Path, work: Path) -> list[tuple[str, str, str, str]]:
+    import onnx
+    import openvino as ov
+    from facezoo.convert.mxnet.ndarray_file import read_ndarray_file
+    from facezoo.convert.mxnet.symbol import read_symbol
+    from facezoo.convert.to_onnx import mxnet_to_onnx
+    from facezoo.convert.verify import mxnet_outputs
+
+    mxnet_python = ensure_env(envs, "mxnet")
+    mo = ensure_env(envs, "mo2024").parent / "mo"
+    os.environ["FACEZOO_MXNET_PYTHON"] = str(mxnet_python)
+    rows = []
+    for case in cases(work):
+        model = _model_for(case)
+        feed = photo_input(case)
+        reference = mxnet_outputs(model, case.symbol, case.params, feed)
+        tolerance = 1e-4 * (max(float(np.abs(v).max()) for v in reference.values()) + 1)
+        out = work / case.label.replace("/", "_").replace(" ", "_")
+        out.mkdir(parents=True)
+        results = {}
+        began = time.perf_counter()
+        graph, _ = mxnet_to_onnx(read_symbol(case.symbol), read_ndarray_file(case.params), model.conversion)
+        onnx.save(graph, out / "ours.onnx")
+        ov.save_model(ov.convert_model(out / "ours.onnx"), out / "ours.xml", compress_to_fp16=False)
+        results["ours"] = (time.perf_counter() - began, out / "ours.xml", None)
+        began = time.perf_counter()
+        proc = subprocess.run([str(mo), "--framework", "mxnet", "--input_model", str(case.params), "--input_symbol",
+                               str(case.symbol), "--input", "data", "--input_shape", str(list(case.shape)),
+                               "--output_dir", str(out / "mo"), "--model_name", "mo", "--compress_to_fp16=False"]
+                              + (["--output", ",".join(case.outputs)] if case.outputs else []),
+                              capture_output=True, text=True)
+        error = None if proc.returncode == 0 else _first_error(proc.stdout + proc.stderr)
+        results["mo 2024.4"] = (time.perf_counter() - began, out / "mo" / "mo.xml", error)
+        began = time.perf_counter()
+        proc = subprocess.run([str(mxnet_python), "-c", EXPORT, str(case.symbol), str(case.params),
+                               ",".join(map(str, case.shape)), str(out / "mx.onnx")], capture_output=True, text=True)
+        error = None
+        if proc.returncode == 0:
+            try:
+                ov.save_model(ov.convert_model(out / "mx.onnx"), out / "mx.xml", compress_to_fp16=False)
+            except Exception as exc:  # OpenVINO's own conversion errors
+                error = str(exc).strip().splitlines()[0]
+        else:
+            error = _first_error(proc.stderr)
+        results["mxnet exporter"] = (time.perf_counter() - began, out / "mx.xml", error)
+        for route, (seconds, ir, error) in results.items():
+            if error:
+                rows.append((case.label, route, "FAILED: " + error[:90], f"{seconds:.1f}"))
+                continue
+            try:
+                diff = _difference(ir, feed, reference)
+                verdict = f"{diff:.2e} ({'exact' if diff <= tolerance else 'WRONG'})"
+            except Exception as exc:  # an IR that does not run
+                verdict = "FAILED to run: " + str(exc).strip().splitlines()[0][:80]
+            rows.append((case.label, route, verdict, f"{seconds:.1f}"))
+        print(f"  done: {case.label}", flush=True)
+    return rows
+
+
+def _first_error(text: str) -> str:
+    lines = [l.strip() for l in text.splitlines() if "Error" in l or "error" in l.lower()]
+    return (lines[-1] if lines else text.strip().splitlines()[-1] if text.strip() else "failed")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", type=Path, default=Path.home() / ".cache" / "facezoo-bench",
+                        help="where the peer environments live (made on first use)")
+    args = parser.parse_args()
+    if not SHARED.is_dir():
+        print(f"needs {SHARED} (../shared beside the project)")
+        return 2
+    args.envs.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = convert_section(args.envs, Path(tmp))
+    print("\nConversion: max |IR - MXNet| on the same real photo (current OpenVINO, f32 inference); "
+          "exact = within 1e-4 x (max |reference| + 1)")
+    print(f"| checkpoint | route | max abs difference | wall s |\n|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
