@@ -133,3 +133,12 @@ def test_tar_at_far_with_no_false_accept_allowed():
     tar, far, tpr = tar_at_far(distances, same, 1e-3)
     assert tar == pytest.approx(2 / 3)  # accept below 0.5: 0.2 and 0.4
     assert far[0] == 0 and far[-1] == 1
+
+
+def test_prefer_counted_faces_takes_a_counted_face_over_a_better_ignored_one():
+    faces = np.array([[10.0, 10.0, 50.0, 50.0], [12.0, 12.0, 50.0, 50.0]])  # face 2 ignored
+    box = np.array([[12.0, 12.0, 50.0, 51.0]])  # overlaps the ignored face more
+    voc = match_image(box, [0.9], faces, [False, True])
+    assert not voc.true_positive[0] and not voc.false_positive[0]  # matched to the ignored face
+    omz = match_image(box, [0.9], faces, [False, True], prefer_counted_faces=True)
+    assert omz.true_positive[0]

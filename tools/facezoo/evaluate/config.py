@@ -15,7 +15,7 @@ from facezoo.registry.yamlsource import load_yaml_with_lines
 from .errors import EvaluateError
 
 HERE = Path(__file__).resolve().parent
-ADAPTER_OPTIONS = {"retinaface": {"score_threshold", "nms_threshold", "nms_per_stride", "clip"},
+ADAPTER_OPTIONS = {"retinaface": {"score_threshold", "nms_threshold", "nms_per_stride", "nms_plus_one", "clip"},
                    "embedding": {"outputs", "flip"}}
 METRIC_DATASETS = {"omz_ap64": "wider", "wider_official": "wider", "lfw_accuracy": "lfw", "tar_at_far": "lfw"}
 
@@ -28,6 +28,9 @@ class MetricSpec:
     name: str
     setting: str | None = None
     min_height: float = 64.0
+    max_height: float | None = None
+    ignore_invalid: bool = True
+    prefer_counted_faces: bool = False
     iou_threshold: float = 0.5
     multiple_matches_per_ignored: bool = True
     far: float = 1e-3

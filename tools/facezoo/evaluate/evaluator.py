@@ -116,10 +116,16 @@ def detection_metrics(specs: tuple[MetricSpec, ...], images: list[WiderImage], d
             matches = []
             for image in images:
                 det = detections.get(image.path, Detections.empty())
-                ignored = (image.faces[:, 3] < spec.min_height) | image.invalid
+                height = image.faces[:, 3]
+                ignored = (height < spec.min_height) | (height <= 0) | (image.faces[:, 2] <= 0)
+                if spec.max_height is not None:
+                    ignored |= height >= spec.max_height
+                if spec.ignore_invalid:
+                    ignored |= image.invalid
                 matches.append(match_image(det.boxes, det.scores, xywh_to_corners(image.faces), ignored,
                                            spec.iou_threshold, plus_one=False,
-                                           multiple_matches_per_ignored=spec.multiple_matches_per_ignored))
+                                           multiple_matches_per_ignored=spec.multiple_matches_per_ignored,
+                                           prefer_counted_faces=spec.prefer_counted_faces))
             curve = average_precision(matches)
             counted = sum(m.num_faces for m in matches)
             results.append(_reference(spec, curve.ap, faces_counted=counted,

@@ -3,9 +3,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..boxes import iou_matrix
-
 BLOCK = 256
+
+
+def _overlapping(a: np.ndarray, b: np.ndarray, threshold: float, plus_one: bool) -> np.ndarray:
+    """(len(a), len(b)) booleans: IoU > threshold, tested as intersection > threshold x union
+    (no division; float64, so the comparison is the same as on the quotient up to rounding)."""
+    one = 1.0 if plus_one else 0.0
+    w = np.minimum(a[:, None, 2], b[None, :, 2])
+    w -= np.maximum(a[:, None, 0], b[None, :, 0])
+    w += one
+    np.maximum(w, 0, out=w)
+    h = np.minimum(a[:, None, 3], b[None, :, 3])
+    h -= np.maximum(a[:, None, 1], b[None, :, 1])
+    h += one
+    np.maximum(h, 0, out=h)
+    w *= h  # intersection
+    area_a = (a[:, 2] - a[:, 0] + one) * (a[:, 3] - a[:, 1] + one)
+    area_b = (b[:, 2] - b[:, 0] + one) * (b[:, 3] - b[:, 1] + one)
+    union = area_a[:, None] + area_b[None, :]
+    union -= w
+    union *= threshold
+    return (w > union) & (w > 0)
 
 
 def _within_block(overlaps: np.ndarray) -> np.ndarray:
@@ -33,9 +52,9 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, plus_one: b
     kept_boxes = np.zeros((0, 4))
     for start in range(0, len(order), BLOCK):
         block = boxes[start:start + BLOCK]
-        alive = ~(iou_matrix(kept_boxes, block, plus_one) > iou_threshold).any(axis=0)
+        alive = ~_overlapping(kept_boxes, block, iou_threshold, plus_one).any(axis=0)
         index = np.flatnonzero(alive)
-        survivors = _within_block(iou_matrix(block[index], block[index], plus_one) > iou_threshold)
+        survivors = _within_block(_overlapping(block[index], block[index], iou_threshold, plus_one))
         chosen = index[survivors] + start
         kept.append(chosen)
         kept_boxes = np.concatenate([kept_boxes, boxes[chosen]])

@@ -32,12 +32,14 @@ class RetinaFaceSettings:
     """Decoding and suppression settings.
 
     Defaults are insightface's own test settings (score >= 0.02, one NMS over all strides at
-    IoU 0.4, boxes clipped to the input). `nms_per_stride=True, score_threshold=0,
-    nms_threshold=0.5, clip=False` reproduces Open Model Zoo's retinaface adapter."""
+    IoU 0.4 with the +1 pixel convention, boxes clipped to the input). `nms_per_stride=True,
+    score_threshold=0, nms_threshold=0.5, nms_plus_one=False, clip=False` is Open Model Zoo's
+    retinaface adapter."""
 
     score_threshold: float = 0.02
     nms_threshold: float = 0.4
     nms_per_stride: bool = False
+    nms_plus_one: bool = True
     clip: bool = True
     strides: tuple[int, ...] = (32, 16, 8)
 
@@ -106,14 +108,14 @@ def decode(outputs: dict[str, np.ndarray], input_size: tuple[int, int],
             w, h = input_size
             boxes = np.clip(boxes, 0, [w - 1, h - 1, w - 1, h - 1])
         if settings.nms_per_stride:
-            keep = nms(boxes, scores, settings.nms_threshold, plus_one=True)
+            keep = nms(boxes, scores, settings.nms_threshold, plus_one=settings.nms_plus_one)
             scores, boxes, marks = scores[keep], boxes[keep], marks[keep]
         parts.append((scores, boxes, marks))
     scores = np.concatenate([p[0] for p in parts])
     boxes = np.concatenate([p[1] for p in parts])
     marks = np.concatenate([p[2] for p in parts])
     if not settings.nms_per_stride:
-        keep = nms(boxes, scores, settings.nms_threshold, plus_one=True)
+        keep = nms(boxes, scores, settings.nms_threshold, plus_one=settings.nms_plus_one)
         scores, boxes, marks = scores[keep], boxes[keep], marks[keep]
     return Detections(boxes, scores, marks)
 

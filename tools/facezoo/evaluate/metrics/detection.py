@@ -30,14 +30,16 @@ class PRCurve:
 
 def match_image(boxes: np.ndarray, scores: np.ndarray, faces: np.ndarray, ignored: np.ndarray,
                 iou_threshold: float = 0.5, plus_one: bool = False,
-                multiple_matches_per_ignored: bool = True) -> ImageMatch:
+                multiple_matches_per_ignored: bool = True, prefer_counted_faces: bool = False) -> ImageMatch:
     """Match one image's predictions (corner boxes) to its faces (corner boxes), VOC style.
 
     Predictions are taken in descending score order (ties keep their given order). Each takes
     the face it overlaps most; at IoU >= iou_threshold it is a true positive if that face is
     not yet taken, a false positive if it is, and ignored if the face is ignored (only the first
     such prediction when multiple_matches_per_ignored is False; later ones are false positives).
-    Below the threshold it is a false positive."""
+    Below the threshold it is a false positive. prefer_counted_faces (Open Model Zoo's `map`):
+    a prediction takes the best face that counts when that one reaches the threshold, and only
+    otherwise the best ignored face."""
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     order = np.argsort(-scores, kind="stable")
     scores, boxes = scores[order], np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[order]
@@ -48,6 +50,11 @@ def match_image(boxes: np.ndarray, scores: np.ndarray, faces: np.ndarray, ignore
     if len(faces) and n:
         iou = iou_matrix(boxes, faces, plus_one)
         best = iou.argmax(axis=1)
+        if prefer_counted_faces and (~ignored).any() and ignored.any():
+            counted = np.where(ignored[None, :], -np.inf, iou)
+            best_counted = counted.argmax(axis=1)
+            use_counted = counted[np.arange(n), best_counted] >= iou_threshold
+            best = np.where(use_counted, best_counted, np.where(ignored[None, :], iou, -np.inf).argmax(axis=1))
         hit = iou[np.arange(n), best] >= iou_threshold
         for target, on_ignored in ((tp, False), (skip, True)):
             candidates = np.flatnonzero(hit & (ignored[best] == on_ignored))
