@@ -12,7 +12,11 @@ Then prints one table per section. Implemented so far:
            Each IR runs under current OpenVINO with f32 inference precision on the same real photo
            (resized, fed exactly as MXNet takes it); the table gives success or the error, the
            largest absolute difference from MXNet's own outputs, and the wall time of the route.
-Download and evaluation sections (the issue's items 1 and 3) are not written yet.
+  evaluate our accuracy_check (Open Model Zoo-compatible config) against Open Model Zoo's
+           accuracy_check (openvino-dev 2023.3, its own venv) on the same FP32 IR of
+           retinaface-mnet025-v1 over ../shared/data/wider_val_dev: both APs, wall time, peak
+           memory; and bare OpenVINO inference speed for the overhead ratio.
+The download section (the issue's item 1) is not written yet.
 
 Run: python bench/compare.py [--envs ~/.cache/facezoo-bench]
 """
@@ -37,7 +41,53 @@ from synthetic_models import write_retinaface_r50  # noqa: E402
 ENVS = {
     "mxnet": ["mxnet==1.9.1", "numpy==1.23.5", "onnx==1.14.1", "protobuf<4"],
     "mo2024": ["openvino-dev==2024.4.0", "mxnet==1.9.1", "numpy==1.23.5"],
+    "omz2023": ["openvino-dev==2023.3.0", "numpy==1.23.5"],
 }
+
+MEASURE = """
+import json, resource, subprocess, sys, time
+began = time.perf_counter()
+proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+print(json.dumps({"rc": proc.returncode, "seconds": time.perf_counter() - began,
+                  "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                  "stdout": proc.stdout[-4000:], "stderr": proc.stderr[-4000:]}))
+"""
+
+OMZ_CONFIG = """models:
+  - name: retinaface-mnet025-v1
+    launchers:
+      - framework: openvino
+        device: CPU
+        model: {xml}
+        weights: {bin}
+        adapter:
+          type: retinaface
+          bboxes_outputs: [face_rpn_bbox_pred_stride32, face_rpn_bbox_pred_stride16, face_rpn_bbox_pred_stride8]
+          scores_outputs: [face_rpn_cls_prob_reshape_stride32, face_rpn_cls_prob_reshape_stride16,
+                           face_rpn_cls_prob_reshape_stride8]
+          landmarks_outputs: [face_rpn_landmark_pred_stride32, face_rpn_landmark_pred_stride16,
+                              face_rpn_landmark_pred_stride8]
+    datasets:
+      - name: wider
+        data_source: {images}
+        annotation_conversion:
+          converter: wider
+          annotation_file: {annotation}
+        preprocessing:
+          - type: resize
+            size: 640
+        postprocessing:
+          - type: filter
+            apply_to: annotation
+            height_range: 64, 1024
+            is_empty: True
+        metrics:
+          - type: map
+            ignore_difficult: True
+            include_boundaries: False
+            allow_multiple_matches_per_ignored: False
+            distinct_conf: False
+"""
 
 EXPORT = """
 import sys, numpy as np, mxnet as mx
@@ -181,6 +231,46 @@ def convert_section(envs: Path, work: Path) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def _measure(*command) -> dict:
+    import json
+    out = subprocess.run([sys.executable, "-c", MEASURE, *map(str, command)], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)
+
+
+def evaluate_section(envs: Path, work: Path) -> list[tuple[str, str, str, str]]:
+    """Both accuracy checkers on the same IR and images, in the Open Model Zoo protocol."""
+    import json
+    import re
+    omz = ensure_env(envs, "omz2023").parent / "accuracy_check"
+    name = "retinaface-mnet025-v1"
+    for module, extra in (("facezoo.download.cli", ["--mirror", SHARED / "mirror", "-o", work / "dl"]),
+                          ("facezoo.convert.cli", ["-d", work / "dl", "-o", work / "ir", "--precisions", "FP32"])):
+        subprocess.run([sys.executable, "-m", module, "--name", name, *map(str, extra)], check=True,
+                       capture_output=True)
+    xml = work / "ir" / "public" / name / "FP32" / f"{name}.xml"
+    wider = SHARED / "wider_val_dev"
+    (work / "omz.yml").write_text(OMZ_CONFIG.format(xml=xml, bin=xml.with_suffix(".bin"),
+                                                    images=wider / "WIDER_val" / "images",
+                                                    annotation=wider / "wider_face_split" / "wider_face_val_bbx_gt.txt"))
+    (work / "device.json").write_text('{"CPU": {"INFERENCE_PRECISION_HINT": "f32"}}')
+    print("  Open Model Zoo accuracy_check (slow: about 15 minutes here)", flush=True)
+    theirs = _measure(omz, "-c", work / "omz.yml", "-dc", work / "device.json")
+    found = re.findall(r"map:\s*([0-9.]+)%", theirs["stdout"] + theirs["stderr"])
+    their_ap = float(found[-1]) / 100 if found else float("nan")
+    print("  facezoo accuracy_check", flush=True)
+    ours = _measure(sys.executable, "-m", "facezoo.evaluate.cli", "-c",
+                    ROOT / "accuracy_configs" / "omz-compatible" / f"{name}.yml", "-m", work / "ir", "-s", wider,
+                    "--no_progress", "--json_result", work / "ours.json")
+    our_ap = json.loads((work / "ours.json").read_text())["metrics"][0]["value"]
+    return [
+        ("Open Model Zoo accuracy_check 2023.3", f"{their_ap:.6f}", f"{theirs['seconds']:.1f}", f"{theirs['peak_mib']:.0f}"),
+        ("facezoo accuracy_check, OMZ-compatible", f"{our_ap:.6f}", f"{ours['seconds']:.1f}", f"{ours['peak_mib']:.0f}"),
+        ("difference (ours - theirs) / time ratio", f"{our_ap - their_ap:+.2e}",
+         f"{ours['seconds'] / theirs['seconds']:.3f}", ""),
+    ]
+
+
 def _first_error(text: str) -> str:
     lines = [l.strip() for l in text.splitlines() if "Error" in l or "error" in l.lower()]
     return (lines[-1] if lines else text.strip().splitlines()[-1] if text.strip() else "failed")
@@ -190,13 +280,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", type=Path, default=Path.home() / ".cache" / "facezoo-bench",
                         help="where the peer environments live (made on first use)")
+    parser.add_argument("--sections", default="convert,evaluate", help="comma-separated: convert, evaluate")
     args = parser.parse_args()
+    args.sections = args.sections.split(",")
     if not SHARED.is_dir():
         print(f"needs {SHARED} (../shared beside the project)")
         return 2
     args.envs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = convert_section(args.envs, Path(tmp))
+        rows = convert_section(args.envs, Path(tmp) / "convert") if "convert" in args.sections else []
+        evaluation = evaluate_section(args.envs, Path(tmp) / "evaluate") if "evaluate" in args.sections else []
+    if evaluation:
+        print("\nEvaluation: retinaface-mnet025-v1 FP32 IR on wider_val_dev (200 images), f32 inference, "
+              "Open Model Zoo's protocol")
+        print("| checker | AP | wall s | peak MiB |\n|---|---|---|---|")
+        for row in evaluation:
+            print("| " + " | ".join(row) + " |")
+    if not rows:
+        return 0
     print("\nConversion: max |IR - MXNet| on the same real photo (current OpenVINO, f32 inference); "
           "exact = within 1e-4 x (max |reference| + 1)")
     print(f"| checkpoint | route | max abs difference | wall s |\n|---|---|---|---|")
