@@ -300,7 +300,7 @@ def main() -> int:
         return 0
     print("\nConversion: max |IR - MXNet| on the same real photo (current OpenVINO, f32 inference); "
           "exact = within 1e-4 x (max |reference| + 1)")
-    print(f"| checkpoint | route | max abs difference | wall s |\n|---|---|---|---|")
+    print("| checkpoint | route | max abs difference | wall s |\n|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
     return 0
