@@ -161,3 +161,17 @@ def test_setup_cfg_ships_every_model_directory():
     setup = (PROJECT / "setup.cfg").read_text()
     for model in load_registry():
         assert f"share/facezoo/models/{model.subdirectory} = models/{model.subdirectory}/*" in setup
+
+
+def test_the_wheel_builds_and_ships_registry_and_accuracy_configs(tmp_path):
+    """`pip install .` (the README's main command) builds this wheel: every data file must exist."""
+    import zipfile
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                           "-w", str(tmp_path), str(PROJECT)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = zipfile.ZipFile(next(tmp_path.glob("facezoo-*.whl"))).namelist()
+    shipped = {n.split("/data/", 1)[1] for n in names if "/data/share/" in n}
+    for model in load_registry():
+        assert f"share/facezoo/models/{model.subdirectory}/accuracy-check.yml" in shipped
+    assert "share/facezoo/accuracy_configs/dataset_definitions.yml" in shipped
+    assert any(n.endswith("evaluate/accuracy_check.schema.json") for n in names)
