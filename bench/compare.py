@@ -16,7 +16,12 @@ Then prints one table per section. Implemented so far:
            accuracy_check (openvino-dev 2023.3, its own venv) on the same FP32 IR of
            retinaface-mnet025-v1 over ../shared/data/wider_val_dev: both APs, wall time, peak
            memory; and bare OpenVINO inference speed for the overhead ratio.
-The download section (the issue's item 1) is not written yet.
+  download our omz_downloader against Open Model Zoo's (openvino-dev 2023.3) on the same files from
+           the same local HTTP server (tests/fileserver.py): 8 x 10 MB at 50 ms latency per request
+           and 20 MB/s per connection, serially and with -j 4; and four fault cases (connection
+           dropped mid-body, 429 then success, wrong bytes served, a tar.gz with a `../` member).
+           Their model.yml lives in their package's model folder (sha384, their format); ours in a
+           registry folder of ours (sha256). Both get --num_attempts 3.
 
 Run: python bench/compare.py [--envs ~/.cache/facezoo-bench]
 """
@@ -271,6 +276,117 @@ def evaluate_section(envs: Path, work: Path) -> list[tuple[str, str, str, str]]:
     ]
 
 
+def _omz_model_root(envs: Path) -> Path:
+    python = ensure_env(envs, "omz2023")
+    out = subprocess.run([str(python), "-c", "from openvino.model_zoo import _common; print(_common.MODEL_ROOT)"],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    return Path(out)
+
+
+def _both_models(envs: Path, work: Path, name: str, files: list[tuple[str, bytes, str]], archive: bool) -> None:
+    """The same model in Open Model Zoo's format (in their package) and in ours (in work/models)."""
+    import hashlib
+    import yaml
+    from conftest import write_model
+    theirs = _omz_model_root(envs) / "public" / name
+    theirs.mkdir(parents=True, exist_ok=True)
+    doc = {"description": "facezoo comparison", "task_type": "detection", "framework": "onnx",
+           "license": "https://example.invalid/LICENSE",
+           "files": [{"name": n, "size": len(d), "checksum": hashlib.sha384(d).hexdigest(), "source": u}
+                     for n, d, u in files],
+           "model_optimizer_args": [f"--input_model=$dl_dir/{files[0][0]}"]}  # their schema wants a conversion
+    extra = {}
+    if archive:
+        doc["postprocessing"] = [{"$type": "unpack_archive", "file": files[0][0], "format": "gztar"}]
+        extra["postprocessing"] = [{"$type": "unpack_archive", "file": files[0][0], "format": "gztar"}]
+    (theirs / "model.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    write_model(work / "models", name, [{"name": n, "size": len(d), "sha256": hashlib.sha256(d).hexdigest(),
+                                        "sources": [u]} for n, d, u in files], **extra)
+
+
+def _download(envs: Path, work: Path, tool: str, name: str, out: Path, jobs: int = 1) -> tuple[int, float]:
+    if tool == "ours":
+        command = [sys.executable, "-m", "facezoo.download.cli", "--models_dir", str(work / "models")]
+    else:
+        command = [str(ensure_env(envs, "omz2023").parent / "omz_downloader")]
+    began = time.perf_counter()
+    proc = subprocess.run(command + ["--name", name, "-o", str(out), "-j", str(jobs), "--num_attempts", "3"],
+                          capture_output=True, text=True)
+    return proc.returncode, time.perf_counter() - began
+
+
+def _remove_bench_models(envs: Path) -> None:
+    """Their downloader loads every model of its folder: no half-written model of ours may stay."""
+    import shutil
+    for folder in (_omz_model_root(envs) / "public").glob("facezoo-bench-*"):
+        shutil.rmtree(folder)
+
+
+def download_section(envs: Path, work: Path) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    _remove_bench_models(envs)
+    try:
+        return _download_rows(envs, work)
+    finally:
+        _remove_bench_models(envs)
+
+
+def _download_rows(envs: Path, work: Path) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    import io
+    import tarfile
+    from fileserver import FileServer
+    times = []
+    with FileServer(latency=0.05, rate=20e6) as server:
+        files = []
+        for i in range(8):
+            data = os.urandom(10_000_000)
+            files.append((f"f{i}.bin", data, server.add(f"/f{i}.bin", data)))
+        _both_models(envs, work, "facezoo-bench-eight", files, archive=False)
+        for jobs in (1, 4):
+            row = [f"8 x 10 MB, 50 ms latency, -j {jobs}"]
+            for tool in ("omz", "ours"):
+                rc, seconds = _download(envs, work, tool, "facezoo-bench-eight", work / f"t-{tool}-{jobs}", jobs)
+                row.append(f"{seconds:.2f}" + ("" if rc == 0 else f" (exit {rc})"))
+            row.append(f"{float(row[2].split()[0]) / float(row[1].split()[0]):.2f}")
+            times.append(tuple(row))
+    payload = os.urandom(1_000_000)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for member, content in (("model.onnx", payload), ("../escaped.txt", b"outside")):
+            info = tarfile.TarInfo(member)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    archive = buffer.getvalue()
+    cases = [("connection dropped mid-body", payload, ["close_mid"], None),
+             ("429, then success", payload, ["status:429"], None),
+             ("wrong bytes served (checksum mismatch)", payload, [], "wrong"),
+             ("tar.gz with a ../ member", archive, [], None)]
+    faults = []
+    for label, data, queued, always in cases:
+        row = [label]
+        for tool in ("omz", "ours"):
+            name = f"facezoo-bench-fault{len(faults)}"
+            with FileServer() as server:
+                url = server.add("/f.bin", data, faults=queued, always=always)
+                file_name = "a.tar.gz" if "tar.gz" in label else "f.bin"
+                _both_models(envs, work, name, [(file_name, data, url)], archive="tar.gz" in label)
+                out = work / f"fault-{tool}-{len(faults)}"
+                rc, _ = _download(envs, work, tool, name, out)
+            target = out / "public" / name / file_name
+            if "wrong" in label:
+                ok = rc != 0 and not target.exists()
+                verdict = "refused, nothing left" if ok else f"MISHANDLED (exit {rc}, file left: {target.exists()})"
+            elif "../" in label:
+                escaped = (out / "public" / "escaped.txt").exists()
+                verdict = "refused" if rc != 0 and not escaped else (
+                    "WROTE OUTSIDE the model folder" if escaped else f"exit {rc}, nothing outside")
+            else:
+                ok = rc == 0 and target.is_file() and target.read_bytes() == data
+                verdict = "complete, verified" if ok else f"FAILED (exit {rc})"
+            row.append(verdict)
+        faults.append(tuple(row))
+    return times, faults
+
+
 def _first_error(text: str) -> str:
     lines = [l.strip() for l in text.splitlines() if "Error" in l or "error" in l.lower()]
     return (lines[-1] if lines else text.strip().splitlines()[-1] if text.strip() else "failed")
@@ -280,7 +396,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", type=Path, default=Path.home() / ".cache" / "facezoo-bench",
                         help="where the peer environments live (made on first use)")
-    parser.add_argument("--sections", default="convert,evaluate", help="comma-separated: convert, evaluate")
+    parser.add_argument("--sections", default="download,convert,evaluate",
+                        help="comma-separated: download, convert, evaluate")
     args = parser.parse_args()
     args.sections = args.sections.split(",")
     if not SHARED.is_dir():
@@ -290,6 +407,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rows = convert_section(args.envs, Path(tmp) / "convert") if "convert" in args.sections else []
         evaluation = evaluate_section(args.envs, Path(tmp) / "evaluate") if "evaluate" in args.sections else []
+        times, faults = download_section(args.envs, Path(tmp) / "download") if "download" in args.sections else ([], [])
+    if times:
+        print("\nDownload: wall seconds, Open Model Zoo's omz_downloader 2023.3 vs ours, same files, same local server")
+        print("| transfer | theirs s | ours s | ours / theirs |\n|---|---|---|---|")
+        for row in times:
+            print("| " + " | ".join(row) + " |")
+        print("\n| fault | theirs | ours |\n|---|---|---|")
+        for row in faults:
+            print("| " + " | ".join(row) + " |")
     if evaluation:
         print("\nEvaluation: retinaface-mnet025-v1 FP32 IR on wider_val_dev (200 images), f32 inference, "
               "Open Model Zoo's protocol")
