@@ -268,7 +268,16 @@ def evaluate_section(envs: Path, work: Path) -> list[tuple[str, str, str, str]]:
                     ROOT / "accuracy_configs" / "omz-compatible" / f"{name}.yml", "-m", work / "ir", "-s", wider,
                     "--no_progress", "--json_result", work / "ours.json")
     our_ap = json.loads((work / "ours.json").read_text())["metrics"][0]["value"]
+    sys.path.insert(0, str(ROOT / "bench"))
+    from accuracy import _bare
+    from facezoo.evaluate.datasets.wider import parse_bbx_gt
+    from facezoo.evaluate.images import read_image, to_blob
+    images = parse_bbx_gt((wider / "wider_face_split" / "wider_face_val_bbx_gt.txt").read_text())
+    blobs = [to_blob(read_image(wider / "WIDER_val" / "images" / i.path), (1, 3, 640, 640)) for i in images]
+    bare, _ = _bare(xml, blobs)
+    del blobs
     return [
+        ("bare OpenVINO inference, pre-decoded images", f"{len(images) / bare:.1f} img/s", f"{bare:.1f}", ""),
         ("Open Model Zoo accuracy_check 2023.3", f"{their_ap:.6f}", f"{theirs['seconds']:.1f}", f"{theirs['peak_mib']:.0f}"),
         ("facezoo accuracy_check, OMZ-compatible", f"{our_ap:.6f}", f"{ours['seconds']:.1f}", f"{ours['peak_mib']:.0f}"),
         ("difference (ours - theirs) / time ratio", f"{our_ap - their_ap:+.2e}",
