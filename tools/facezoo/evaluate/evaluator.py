@@ -267,7 +267,7 @@ def evaluate_lfw(launcher: Launcher | None, adapter: dict[str, Any], spec: Datas
     else:
         if launcher is None:
             raise EvaluateError("no stored predictions and no model to run")
-        for n, path in enumerate(names):
+        for path in names:
             if not (folder / path).is_file():
                 which = [i for i, (a, b) in enumerate(zip(pairs.first, pairs.second)) if path in (a, b)][0]
                 raise EvaluateError(f"{folder / path}: image not found (named by pair {which + 1})")
