@@ -188,6 +188,22 @@ def test_wrong_annotation_checksum_warns_or_fails_with_strict(converted, tmp_pat
                            "--strict", "ab" * 32)
 
 
+def test_missing_official_ground_truth_stops_before_inference(converted, tmp_path):
+    root, _ = _dataset(tmp_path, "0--Parade/good.jpg\n1\n1 2 30 40 0 0 0 0 0 0\n", {"0--Parade/good.jpg": _real_image()})
+    (root / "ground_truth").mkdir()
+    (root / "ground_truth" / "wider_face_val.mat").write_bytes(b"")  # present, but the settings' files are not
+    definitions = tmp_path / "definitions.yml"
+    definitions.write_text("datasets:\n  - {name: wider_val_dev, type: wider, images: WIDER_val/images,\n"
+                           "     annotation: wider_face_split/wider_face_val_bbx_gt.txt, ground_truth: ground_truth}\n")
+    config = tmp_path / "accuracy-check.yml"
+    config.write_text(_config_without_references(tmp_path).read_text().replace(
+        "[{type: omz_ap64}]", "[{type: omz_ap64}, {type: wider_official, setting: hard}]"))
+    proc = _accuracy_check("-c", config, "-m", converted, "-s", root, "-d", definitions,
+                           "--stored_predictions", tmp_path / "p.npz", "--json_result", tmp_path / "r.json")
+    _assert_one_line_error(proc, "wider_easy_val.mat", "not found", "official WIDER FACE")
+    assert not (tmp_path / "p.npz").exists() and not (tmp_path / "r.json").exists()
+
+
 # --- the two mission models, synthetic weights: configs and outputs wired right ---
 
 MISSION_DEFINITIONS = """datasets:

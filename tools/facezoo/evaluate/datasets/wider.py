@@ -75,20 +75,32 @@ class WiderGroundTruth:
     paths: list[str]  # "<event>/<stem>.jpg"
     faces: list[np.ndarray]  # (G, 4) x, y, w, h, with the file's dtype (int32 officially)
     keep: dict[str, list[np.ndarray]]  # setting -> per image, 1-based indices of the faces it counts
+    folder: Path  # where the .mat files are
 
 
 def _cell_strings(cell) -> list[str]:
     return [str(np.asarray(c).reshape(-1)[0]) for c in np.asarray(cell).reshape(-1)]
 
 
+SETTINGS = ("easy", "medium", "hard")
+
+
+def check_official_mat(folder: Path, split: str = "val") -> None:
+    """Raise unless `wider_face_<split>.mat` and `wider_{easy,medium,hard}_<split>.mat` are in `folder`."""
+    for name in [f"wider_face_{split}.mat"] + [f"wider_{s}_{split}.mat" for s in SETTINGS]:
+        path = Path(folder) / name
+        if not path.is_file():
+            raise EvaluateError(f"{path}: not found (the official WIDER FACE evaluation ground truth)")
+
+
 def load_official_mat(folder: Path, split: str = "val") -> WiderGroundTruth:
     """Read `wider_face_<split>.mat` and `wider_{easy,medium,hard}_<split>.mat` from `folder`."""
     from scipy.io import loadmat
 
+    check_official_mat(folder, split)
+
     def load(name: str, variables: list[str]) -> dict:
         path = Path(folder) / name
-        if not path.is_file():
-            raise EvaluateError(f"{path}: not found (the official WIDER FACE evaluation ground truth)")
         try:
             data = loadmat(str(path), variable_names=variables)
             missing = [v for v in variables if v not in data]
@@ -110,8 +122,8 @@ def load_official_mat(folder: Path, split: str = "val") -> WiderGroundTruth:
             paths.append(f"{event}/{stem}.jpg")
             faces.append(np.asarray(box).reshape(-1, 4))  # int32 in the official files: keep it
     keep = {}
-    for setting in ("easy", "medium", "hard"):
+    for setting in SETTINGS:
         data = load(f"wider_{setting}_{split}.mat", ["gt_list"])
         keep[setting] = [np.asarray(g, dtype=np.int64).reshape(-1)
                          for e in range(len(events)) for g in np.asarray(data["gt_list"][e, 0]).reshape(-1)]
-    return WiderGroundTruth(paths, faces, keep)
+    return WiderGroundTruth(paths, faces, keep, Path(folder))
