@@ -10,7 +10,8 @@ with uv, itself pip-installed into --envs/_uv, which takes seconds where pip tak
            accuracy_check.
 Then prints one table per section, and the whole run's wall time:
   convert  every real checkpoint in ../shared/data/mirror and ../shared/data/converter-cases and
-           the synthetic RetinaFace-R50, by three routes: ours (omz_converter's translation + current
+           the synthetic RetinaFace-R50 (and, as evidence for Model Optimizer's error on it, the
+           same graph with bn_data's fix_gamma default written out), by three routes: ours (omz_converter's translation + current
            ov.convert_model), Model Optimizer 2024.4, and MXNet's exporter + current ov.convert_model.
            Each IR runs under current OpenVINO with f32 inference precision on the same real photo
            (resized, fed exactly as MXNet takes it); the table gives success or the error, the
@@ -31,7 +32,9 @@ Run: python bench/compare.py [--envs ~/.cache/facezoo-bench]
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -178,6 +181,16 @@ def cases(work: Path) -> list[Case]:
                       other / "retinaface-mnet.25" / "mnet.25-0000.params", (1, 3, 640, 640), None))
     symbol, params = write_retinaface_r50(work / "r50", prefix="R50")
     found.append(Case("synthetic RetinaFace-R50", symbol, params, (1, 3, 640, 640), None))
+    # the evidence for Model Optimizer's error on it: the same graph with bn_data's default spelled out
+    graph = json.loads(symbol.read_text())
+    for node in graph["nodes"]:
+        if node["name"] == "bn_data":
+            node.setdefault("attrs", {})["fix_gamma"] = "True"
+    (work / "r50-fix-gamma").mkdir()
+    (work / "r50-fix-gamma" / symbol.name).write_text(json.dumps(graph))
+    (work / "r50-fix-gamma" / params.name).symlink_to(params)
+    found.append(Case("synthetic RetinaFace-R50 with fix_gamma=True on bn_data", work / "r50-fix-gamma" / symbol.name,
+                      work / "r50-fix-gamma" / params.name, (1, 3, 640, 640), None))
     return found
 
 
@@ -231,7 +244,7 @@ def convert_section(envs: Path, work: Path) -> list[tuple[str, str, str, str]]:
         feed = photo_input(case)
         reference = mxnet_outputs(model, case.symbol, case.params, feed)
         tolerance = 1e-4 * (max(float(np.abs(v).max()) for v in reference.values()) + 1)
-        out = work / case.label.replace("/", "_").replace(" ", "_")
+        out = work / re.sub(r"[^\w.-]", "_", case.label)  # OpenVINO splits paths at commas
         out.mkdir(parents=True)
         results = {}
         began = time.perf_counter()
@@ -274,7 +287,6 @@ def convert_section(envs: Path, work: Path) -> list[tuple[str, str, str, str]]:
 
 
 def _measure(*command) -> dict:
-    import json
     out = subprocess.run([sys.executable, "-c", MEASURE, *map(str, command)], capture_output=True, text=True,
                          check=True).stdout
     return json.loads(out)
@@ -283,7 +295,6 @@ def _measure(*command) -> dict:
 def evaluate_section(envs: Path, work: Path) -> list[tuple[str, str, str, str]]:
     """Both accuracy checkers on the same IR and images, in the Open Model Zoo protocol."""
     import csv
-    import json
     omz = ensure_env(envs, "omz2023").parent / "accuracy_check"
     name = "retinaface-mnet025-v1"
     for module, extra in (("facezoo.download.cli", ["--mirror", SHARED / "mirror", "-o", work / "dl"]),
