@@ -450,6 +450,13 @@ def _first_error(text: str) -> str:
     return (lines[-1] if lines else text.strip().splitlines()[-1] if text.strip() else "failed")
 
 
+def _table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A markdown table under its title."""
+    print(title)
+    for row in (header, ("---",) * len(header), *rows):
+        print("| " + " | ".join(row) + " |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", type=Path, default=DEFAULT_ENVS,
@@ -468,25 +475,16 @@ def main() -> int:
         evaluation = evaluate_section(args.envs, Path(tmp) / "evaluate") if "evaluate" in args.sections else []
         times, faults = download_section(args.envs, Path(tmp) / "download") if "download" in args.sections else ([], [])
     if times:
-        print("\nDownload: wall seconds, Open Model Zoo's omz_downloader 2023.3 vs ours, same files, same local server")
-        print("| transfer | theirs s | ours s | ours / theirs |\n|---|---|---|---|")
-        for row in times:
-            print("| " + " | ".join(row) + " |")
-        print("\n| fault | theirs | ours |\n|---|---|---|")
-        for row in faults:
-            print("| " + " | ".join(row) + " |")
+        _table("\nDownload: wall seconds, Open Model Zoo's omz_downloader 2023.3 vs ours, same files, same local server",
+               ("transfer", "theirs s", "ours s", "ours / theirs"), times)
+        _table("", ("fault", "theirs", "ours"), faults)
     if evaluation:
-        print("\nEvaluation: retinaface-mnet025-v1 FP32 IR on wider_val_dev (200 images), f32 inference, "
-              "Open Model Zoo's protocol")
-        print("| checker | AP | wall s | peak MiB |\n|---|---|---|---|")
-        for row in evaluation:
-            print("| " + " | ".join(row) + " |")
+        _table("\nEvaluation: retinaface-mnet025-v1 FP32 IR on wider_val_dev (200 images), f32 inference, "
+               "Open Model Zoo's protocol", ("checker", "AP", "wall s", "peak MiB"), evaluation)
     if rows:
-        print("\nConversion: max |IR - MXNet| on the same real photo (current OpenVINO, f32 inference); "
-              "exact = within 1e-4 x (max |reference| + 1)")
-        print("| checkpoint | route | max abs difference | wall s |\n|---|---|---|---|")
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
+        _table("\nConversion: max |IR - MXNet| on the same real photo (current OpenVINO, f32 inference); "
+               "exact = within 1e-4 x (max |reference| + 1)", ("checkpoint", "route", "max abs difference", "wall s"),
+               rows)
     minutes, seconds = divmod(time.perf_counter() - began, 60)
     print(f"\nwhole run, setting up any missing environment included: {int(minutes)} min {seconds:.0f} s")
     return 0
