@@ -6,7 +6,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from facezoo.registry import RegistryError
+from facezoo.common.cli import ArgumentParser, guarded, run_command
 from facezoo.registry.arguments import add_model_arguments, selected_models
 
 from .convert import build_onnx, convert_model
@@ -14,7 +14,7 @@ from .errors import ConvertError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omz_converter", description="Convert registry models to OpenVINO IR.")
+    parser = ArgumentParser(prog="omz_converter", description="Convert registry models to OpenVINO IR.")
     add_model_arguments(parser)
     parser.add_argument("-d", "--download_dir", type=Path, default=Path("."), help="where omz_downloader put them")
     parser.add_argument("-o", "--output_dir", type=Path, help="root of the IR layout (default: --download_dir)")
@@ -62,20 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     if not precisions or any(p not in ("FP32", "FP16") for p in precisions) or args.jobs < 1:
         print("omz_converter: error: --precisions takes FP32 and/or FP16; --jobs must be >= 1", file=sys.stderr)
         return 2
-    try:
-        chosen = selected_models(args)
-        if chosen is None:
-            return 0
-        image = None
-        if args.verify_image:
-            import cv2
+    return guarded("omz_converter", lambda: _convert(args, precisions))
 
-            image = cv2.imread(str(args.verify_image), cv2.IMREAD_COLOR)
-            if image is None:
-                raise ConvertError(f"{args.verify_image}: not a readable image")
-    except (RegistryError, ConvertError) as exc:
-        print(f"omz_converter: error: {exc}", file=sys.stderr)
-        return 2
+
+def _convert(args: argparse.Namespace, precisions: list[str]) -> int:
+    chosen = selected_models(args)
+    if chosen is None:
+        return 0
+    image = None
+    if args.verify_image:
+        import cv2
+
+        image = cv2.imread(str(args.verify_image), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ConvertError(f"{args.verify_image}: not a readable image")
     failures = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = [(m, pool.submit(_one, m, args, precisions, image)) for m in chosen]
@@ -93,5 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if not failures else (1 if all("verification" in f for f in failures) else 2)
 
 
+def entry() -> None:
+    """The omz_converter console script."""
+    run_command("omz_converter", main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -1,5 +1,7 @@
 """The error type of the conversion stage."""
 
+from facezoo.common.errors import FacezooError
 
-class ConvertError(Exception):
+
+class ConvertError(FacezooError):
     """A checkpoint or conversion setting is not what it must be; the message is one line."""

@@ -3,20 +3,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 
-from facezoo.registry import RegistryError
+from facezoo.common.cli import ArgumentParser, guarded, run_command
 from facezoo.registry.arguments import add_model_arguments, selected_models
 
 from .downloader import DownloadOptions, download_models
-from .errors import Cancelled, DownloadError
+from .errors import Cancelled
 from .progress import make_reporter
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omz_downloader", description="Download registry models' original files.")
+    parser = ArgumentParser(prog="omz_downloader", description="Download registry models' original files.")
     add_model_arguments(parser)
     parser.add_argument("-o", "--output_dir", type=Path, default=Path("."), help="root of <dir>/public/<name>/")
     parser.add_argument("--cache_dir", type=Path, help="content-addressed cache shared between runs")
@@ -32,17 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.jobs < 1 or args.num_attempts < 1 or args.timeout <= 0 or args.retry_delay < 0:
         print("omz_downloader: error: --jobs and --num_attempts must be >= 1, --timeout > 0, --retry_delay >= 0",
               file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    return guarded("omz_downloader", lambda: _download(args))
+
+
+def _download(args: argparse.Namespace) -> int:
     try:
         chosen = selected_models(args)
         if chosen is None:
@@ -53,18 +51,18 @@ def main(argv: list[str] | None = None) -> int:
                                   timeout=args.timeout)
         reporter = make_reporter(args.progress_format)
         results = download_models(chosen, options, reporter)
-    except (RegistryError, DownloadError) as exc:
-        print(f"omz_downloader: error: {exc}", file=sys.stderr)
-        return 2
     except Cancelled:
-        print("omz_downloader: interrupted; partial files are kept for resuming, nothing unverified was "
-              "placed", file=sys.stderr)
-        return 130
+        raise KeyboardInterrupt() from None
     failed = [reason for reason in results.values() if reason]
     for reason in failed:
         print(f"omz_downloader: error: {reason}", file=sys.stderr)
     return 1 if failed else 0
 
 
+def entry() -> None:
+    """The omz_downloader console script."""
+    run_command("omz_downloader", main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -1,7 +1,9 @@
 """Error types of the download stage."""
 
+from facezoo.common.errors import FacezooError
 
-class DownloadError(Exception):
+
+class DownloadError(FacezooError):
     """A user-visible download failure; the message is one line."""
 
 

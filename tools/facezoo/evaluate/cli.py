@@ -5,11 +5,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import EvaluateError
+from facezoo.common.cli import ArgumentParser, guarded, run_command
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="accuracy_check", description=__doc__)
+    p = ArgumentParser(prog="accuracy_check", description=__doc__)
     p.add_argument("-c", "--config", required=True, type=Path, help="models/public/<name>/accuracy-check.yml")
     p.add_argument("-m", "--models", type=Path,
                    help="the converter's output folder, a folder holding <name>.xml, or the .xml/.onnx itself")
@@ -36,15 +36,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        from .run import run
-        result = run(args)
-    except EvaluateError as exc:
-        print(f"accuracy_check: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("accuracy_check: interrupted", file=sys.stderr)
-        return 130
+    return guarded("accuracy_check", lambda: _check(args))
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .run import run
+
+    result = run(args)
     print(f"{result.model} on {result.dataset} ({result.images} images, {result.launcher}, "
           f"{result.timings.get('total_s', 0):.1f} s)")
     for warning in result.warnings:
@@ -64,5 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+def entry() -> None:
+    """The accuracy_check console script."""
+    run_command("accuracy_check", main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

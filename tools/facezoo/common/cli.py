@@ -1,0 +1,108 @@
+"""How every console script starts and ends: one-line errors, exit codes, signals.
+
+Exit codes: 0 success, 1 a result the user asked to be told about (a failed download, a metric out
+of range), 2 bad input (one line on stderr naming the file/line/field), 130 SIGINT, 143 SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+from .errors import FacezooError, Interrupted
+
+_cleanups: list[Callable[[], None]] = []
+_cleanup_lock = threading.Lock()
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error (`prog: error: ...`, exit 2) instead of usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def on_interrupt(callback: Callable[[], None]) -> Callable[[], None]:
+    """Run `callback` if the command is interrupted (temporary files to remove); returns a function
+    that unregisters it."""
+    with _cleanup_lock:
+        _cleanups.append(callback)
+
+    def remove() -> None:
+        with _cleanup_lock:
+            if callback in _cleanups:
+                _cleanups.remove(callback)
+
+    return remove
+
+
+def _raise(signum, frame) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _finish(code: int) -> None:
+    """Flush and leave now: worker threads still running are stopped with the process, so nothing
+    writes after the exit (a ThreadPoolExecutor would otherwise be joined at exit)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def guarded(prog: str, body: Callable[[], int]) -> int:
+    """`body()`'s exit status, or 2 with one line on stderr when it raised a user error."""
+    try:
+        return int(body() or 0)
+    except FacezooError as exc:
+        sys.stderr.write(f"{prog}: error: {_one_line(exc)}\n")
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # the environment refused a file operation (disk full, permissions)
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"{prog}: error: {where}{exc.strerror or _one_line(exc)}\n")
+    except MemoryError:
+        sys.stderr.write(f"{prog}: error: out of memory\n")
+    return 2
+
+
+def run_command(prog: str, main: Callable[[], int]) -> None:
+    """The console script's entry: run `main` (which handles user errors with `guarded`) and exit
+    with its status; SIGINT and SIGTERM end it with one line, 130 or 143, after the registered
+    cleanups."""
+    signal.signal(signal.SIGINT, _raise)
+    signal.signal(signal.SIGTERM, _raise)
+    try:
+        code = main()
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
+        with _cleanup_lock:
+            callbacks = list(reversed(_cleanups))
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # best effort; the next run of the command sweeps what is left
+                pass
+        name = signal.Signals(signum).name
+        sys.stderr.write(f"{prog}: interrupted by {name}; nothing partial was left at a final path\n")
+        _finish(128 + signum)
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): not an error of ours
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        _finish(0)
+    _finish(int(code or 0))
