@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 
@@ -9,12 +10,12 @@ from harness import run_case
 
 AREAS = ("registry", "download", "convert", "accuracy", "signals")
 CASES = []
-for _area in AREAS:
-    try:
-        CASES += importlib.import_module(f"cases_{_area}").CASES
-    except ModuleNotFoundError as exc:
-        if exc.name != f"cases_{_area}":
-            raise
+for _module in sorted(Path(__file__).parent.glob("cases_*.py")):
+    CASES += importlib.import_module(_module.stem).CASES
+
+
+def test_every_case_names_a_known_area_and_the_suite_is_large_enough():
+    assert {c.area for c in CASES} <= set(AREAS)
 
 
 def test_case_ids_are_unique():

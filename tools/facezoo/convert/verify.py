@@ -76,7 +76,7 @@ def mxnet_outputs(model: Model, symbol: Path, params: Path, original: np.ndarray
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(Path(tmp) / "in.npz", **{model.conversion.inputs[0].name: original})
         names = list(model.conversion.outputs or [])
-        proc = subprocess.run([mxnet_python(), str(REFERENCE_SCRIPT), str(symbol), str(params),
+        proc = subprocess.run([mxnet_python(), "-I", str(REFERENCE_SCRIPT), str(symbol), str(params),
                                str(Path(tmp) / "in.npz"), str(Path(tmp) / "out.npz"), *names],
                               capture_output=True, text=True)
         if proc.returncode != 0:
