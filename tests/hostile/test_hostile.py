@@ -4,9 +4,12 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import sys
+
 import pytest
 
-from harness import run_case
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import run_case  # noqa: E402
 
 AREAS = ("registry", "download", "convert", "accuracy", "signals")
 CASES = []
