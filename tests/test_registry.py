@@ -175,3 +175,17 @@ def test_the_wheel_builds_and_ships_registry_and_accuracy_configs(tmp_path):
         assert f"share/facezoo/models/{model.subdirectory}/accuracy-check.yml" in shipped
     assert "share/facezoo/accuracy_configs/dataset_definitions.yml" in shipped
     assert any(n.endswith("evaluate/accuracy_check.schema.json") for n in names)
+
+
+def test_original_unavailable_is_one_line_and_dumped(tmp_path, capsys):
+    models = {m.name: m for m in load_registry()}
+    for name in ("retinaface-resnet50", "face-recognition-mobilefacenet-arcface"):
+        assert "2021" in models[name].original_unavailable
+    assert models["mobileface-identification-v2"].original_unavailable is None
+    assert info_main(["--name", "retinaface-resnet50,mobileface-identification-v2"]) == 0
+    dumped = {m["name"]: m["original_unavailable"] for m in json.loads(capsys.readouterr().out)}
+    assert dumped == {"retinaface-resnet50": models["retinaface-resnet50"].original_unavailable,
+                      "mobileface-identification-v2": None}
+    for bad in ("two\nlines", "   ", ""):
+        message = _error_for(tmp_path, original_unavailable=bad)
+        assert "original_unavailable" in message and "one non-empty line" in message

@@ -15,6 +15,7 @@ def describe_model(model: Model) -> dict[str, Any]:
         "framework": model.framework,
         "task_type": model.task_type,
         "license_url": model.license_url,
+        "original_unavailable": model.original_unavailable,
         "subdirectory": model.subdirectory,
         "precisions": list(model.precisions),
         "model_card": str(model.card_path),

@@ -118,6 +118,7 @@ def _build(name: str, subdirectory: str, directory: Path, data: dict, path: Path
         description=data["description"].strip(), task_type=data["task_type"], framework=data["framework"],
         license_url=data["license"], files=tuple(files), postprocessing=tuple(post), conversion=conversion,
         precisions=tuple(data.get("precisions", ("FP16", "FP32"))),
+        original_unavailable=data["original_unavailable"].strip() if "original_unavailable" in data else None,
     )
 
 

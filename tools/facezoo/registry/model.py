@@ -73,6 +73,8 @@ class Model:
     postprocessing: tuple[UnpackArchive, ...] = ()
     conversion: Conversion | None = None
     precisions: tuple[str, ...] = field(default=("FP16", "FP32"))
+    # one line: why the original release's files cannot be fetched any more (None: they can)
+    original_unavailable: str | None = None
 
     @property
     def card_path(self) -> Path:
