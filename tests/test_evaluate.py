@@ -37,7 +37,7 @@ def test_wider_annotation_zero_face_image_and_attribute_columns():
     (GT.replace("5 5 0 8 2 1 0 1 2 0", "5 5 0 8 2 1"), 4),
     (GT.replace("10 20 30 40", "10 x 30 40"), 3),
     (GT.replace("\n2\n", "\ntwo\n", 1), 2),
-    ("0--Parade/a.jpg\n3\n1 2 3 4 0 0 0 0 0 0\n", 3),
+    ("0--Parade/a.jpg\n3\n1 2 3 4 0 0 0 0 0 0\n", 2),
 ])
 def test_malformed_wider_annotation_names_the_line(text, line):
     with pytest.raises(EvaluateError, match=rf"^gt.txt:{line}: "):

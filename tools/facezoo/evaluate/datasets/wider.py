@@ -1,12 +1,16 @@
 """WIDER FACE annotations: the `wider_face_*_bbx_gt.txt` text format and the official `.mat` files."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import EvaluateError
+from .fields import integer, relative_path, shown
+from .mat import load_mat
 
 ATTRIBUTES = ("blur", "expression", "illumination", "invalid", "occlusion", "pose")
 
@@ -32,39 +36,76 @@ class WiderImage:
         return self.attributes[:, ATTRIBUTES.index("invalid")] == 1
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+MAX_FACES = 100_000  # per image; the official val set's largest has 709
+COORDINATE = 9_999_999
+# blur expression illumination invalid occlusion pose: the values the official format uses
+ATTRIBUTE_MAX = (2, 1, 1, 1, 2, 1)
+_ROW = re.compile(r"(-?[0-9]{1,7}) (-?[0-9]{1,7}) ([0-9]{1,7}) ([0-9]{1,7}) "
+                  + " ".join(f"([0-{m}])" for m in ATTRIBUTE_MAX))
+FACE_FIELDS = "x y w h blur expression illumination invalid occlusion pose"
+
+
+def _face_row(line: str, where: str) -> list[int]:
+    """One face line as 10 ints; an error naming the line and field otherwise."""
+    fields = line.split()
+    match = _ROW.fullmatch(" ".join(fields))
+    if match:
+        return [int(v) for v in match.groups()]
+    if len(fields) != 10:
+        raise EvaluateError(f"{where}: expected 10 integers ({FACE_FIELDS}), found {len(fields)} fields "
+                            f"{shown(line.strip())}")
+    # the pattern is the common case; signs, leading zeros and the errors go field by field
+    bounds = [(-COORDINATE, COORDINATE)] * 2 + [(0, COORDINATE)] * 2 + [(0, m) for m in ATTRIBUTE_MAX]
+    return [integer(token, where, name, low, high)
+            for token, name, (low, high) in zip(fields, FACE_FIELDS.split(), bounds)]
+
+
+def _is_image_line(line: str) -> bool:
+    return line.strip().lower().endswith(IMAGE_SUFFIXES)
+
+
 def parse_bbx_gt(text: str, source: str = "<text>") -> list[WiderImage]:
     """Parse the official annotation text: a path line, a count line, then one line per face of
-    `x y w h blur expression illumination invalid occlusion pose`. An image with no face has a
-    count of 0 followed by one line of ten zeros, which is not a face."""
+    `x y w h blur expression illumination invalid occlusion pose` (decimal ASCII integers, sizes
+    and attributes not negative). An image with no face has a count of 0 followed by one line of
+    ten zeros, which is not a face. Paths must stay inside the images folder and appear once;
+    a file without images is an error."""
     lines = text.splitlines()
-    images, i = [], 0
+    images: list[WiderImage] = []
+    seen: dict[str, int] = {}
+    i = 0
     while i < len(lines):
         if not lines[i].strip():
             i += 1
             continue
+        where = f"{source}:{i + 1}"
         path = lines[i].strip()
-        if not path.lower().endswith((".jpg", ".jpeg", ".png")):
-            raise EvaluateError(f"{source}:{i + 1}: expected an image path, found {path[:60]!r}")
-        if i + 1 >= len(lines) or not lines[i + 1].strip().isdigit():
-            raise EvaluateError(f"{source}:{i + 2}: expected the number of faces of {path}")
-        count = int(lines[i + 1])
+        if not _is_image_line(path):
+            raise EvaluateError(f"{where}: expected an image path ending in {', '.join(IMAGE_SUFFIXES)}, "
+                                f"found {shown(path)}")
+        relative_path(path, where, "image path")
+        if path in seen:
+            raise EvaluateError(f"{where}: {path} is annotated twice (first at line {seen[path]})")
+        seen[path] = i + 1
+        if i + 1 >= len(lines):
+            raise EvaluateError(f"{source}:{i + 2}: expected the number of faces of {path}, the file ends")
+        count = integer(lines[i + 1].strip(), f"{source}:{i + 2}", f"number of faces of {path}", 0, MAX_FACES)
         rows = max(count, 1)  # a zero-face image still has one line of ten zeros
-        if i + 2 + rows > len(lines):
-            raise EvaluateError(f"{source}:{len(lines)}: {path} announces {count} faces, the file ends first")
-        values = []
-        for k in range(i + 2, i + 2 + rows):
-            fields = lines[k].split()
-            try:
-                numbers = [int(float(f)) for f in fields]
-            except ValueError:
-                numbers = []
-            if len(numbers) != 10:
-                raise EvaluateError(f"{source}:{k + 1}: expected 10 integers (x y w h blur expression "
-                                    f"illumination invalid occlusion pose), found {lines[k].strip()[:60]!r}")
-            values.append(numbers)
+        block = lines[i + 2:i + 2 + rows]
+        early = next((k for k, line in enumerate(block) if _is_image_line(line)), None)
+        if early is not None or len(block) < rows:
+            found = early if early is not None else len(block)
+            ending = f"line {i + 3 + early} is the next image" if early is not None else "the file ends"
+            raise EvaluateError(f"{source}:{i + 2}: {path} announces {count} faces ({rows} lines), "
+                                f"found {found} before {ending}")
+        values = [_face_row(line, f"{source}:{i + 3 + k}") for k, line in enumerate(block)]
         table = np.array(values[:count], dtype=np.int64).reshape(-1, 10)
         images.append(WiderImage(path, table[:, :4].astype(np.float64), table[:, 4:]))
         i += 2 + rows
+    if not images:
+        raise EvaluateError(f"{source}: no image is annotated (expected '<event>/<name>.jpg' lines, each "
+                            f"followed by its number of faces and one line per face)")
     return images
 
 
@@ -78,10 +119,6 @@ class WiderGroundTruth:
     folder: Path  # where the .mat files are
 
 
-def _cell_strings(cell) -> list[str]:
-    return [str(np.asarray(c).reshape(-1)[0]) for c in np.asarray(cell).reshape(-1)]
-
-
 SETTINGS = ("easy", "medium", "hard")
 
 
@@ -93,37 +130,76 @@ def check_official_mat(folder: Path, split: str = "val") -> None:
             raise EvaluateError(f"{path}: not found (the official WIDER FACE evaluation ground truth)")
 
 
+def _cells(value: Any, where: str, length: int | None = None) -> np.ndarray:
+    """A MATLAB cell vector (object array with one non-singleton dimension at most) as a flat
+    array of its elements."""
+    array = np.asarray(value)
+    if array.dtype != object or array.ndim > 2 or (array.ndim == 2 and min(array.shape) > 1):
+        raise EvaluateError(f"{where}: expected a cell vector, found {array.dtype} of shape {array.shape}")
+    flat = array.reshape(-1)
+    if length is not None and len(flat) != length:
+        raise EvaluateError(f"{where}: expected {length} cells, found {len(flat)}")
+    return flat
+
+
+def _name(value: Any, where: str) -> str:
+    """A MATLAB char array holding one file or folder name."""
+    array = np.asarray(value)
+    if array.dtype.kind != "U" or array.size != 1:
+        raise EvaluateError(f"{where}: expected a name (char array), found {array.dtype} of shape {array.shape}")
+    name = str(array.reshape(-1)[0])
+    if "/" in name:
+        raise EvaluateError(f"{where}: expected a name without '/', found {shown(name)}")
+    return relative_path(name, where, "name")
+
+
+def _numbers(value: Any, where: str) -> np.ndarray:
+    """A real numeric array with finite values, flattened."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf":
+        raise EvaluateError(f"{where}: expected a numeric array, found {array.dtype}")
+    flat = array.reshape(-1)
+    if array.dtype.kind == "f" and not np.isfinite(flat).all():
+        raise EvaluateError(f"{where}: holds NaN or infinite values")
+    return flat
+
+
 def load_official_mat(folder: Path, split: str = "val") -> WiderGroundTruth:
-    """Read `wider_face_<split>.mat` and `wider_{easy,medium,hard}_<split>.mat` from `folder`."""
-    from scipy.io import loadmat
-
+    """Read `wider_face_<split>.mat` and `wider_{easy,medium,hard}_<split>.mat` from `folder`,
+    checking every variable's structure: cell vectors of one cell per event, per event one name,
+    box array (G x 4, finite) and kept-face index list (integers 1..G) per image."""
     check_official_mat(folder, split)
-
-    def load(name: str, variables: list[str]) -> dict:
-        path = Path(folder) / name
-        try:
-            data = loadmat(str(path), variable_names=variables)
-            missing = [v for v in variables if v not in data]
-            if missing:
-                raise EvaluateError(f"{path}: has no variable {missing[0]!r}")
-            return data
-        except EvaluateError:
-            raise
-        except Exception as exc:  # scipy raises several types for a damaged file
-            raise EvaluateError(f"{path}: not a readable .mat file ({exc})") from None
-
-    main = load(f"wider_face_{split}.mat", ["event_list", "file_list", "face_bbx_list"])
-    events = _cell_strings(main["event_list"])
-    paths, faces = [], []
+    main_path = Path(folder) / f"wider_face_{split}.mat"
+    main = load_mat(main_path, ["event_list", "file_list", "face_bbx_list"])
+    events = [_name(e, f"{main_path}: event_list{{{k + 1}}}")
+              for k, e in enumerate(_cells(main["event_list"], f"{main_path}: event_list"))]
+    file_lists = _cells(main["file_list"], f"{main_path}: file_list", len(events))
+    box_lists = _cells(main["face_bbx_list"], f"{main_path}: face_bbx_list", len(events))
+    paths, faces, per_event = [], [], []
     for e, event in enumerate(events):
-        stems = _cell_strings(main["file_list"][e, 0])
-        boxes = np.asarray(main["face_bbx_list"][e, 0]).reshape(-1)
-        for stem, box in zip(stems, boxes):
-            paths.append(f"{event}/{stem}.jpg")
+        stems = _cells(file_lists[e], f"{main_path}: file_list{{{e + 1}}}")
+        boxes = _cells(box_lists[e], f"{main_path}: face_bbx_list{{{e + 1}}}", len(stems))
+        per_event.append(len(stems))
+        for k, (stem, box) in enumerate(zip(stems, boxes)):
+            paths.append(f"{event}/{_name(stem, f'{main_path}: file_list{{{e + 1}}}{{{k + 1}}}')}.jpg")
+            where = f"{main_path}: face_bbx_list{{{e + 1}}}{{{k + 1}}}"
+            if _numbers(box, where).size % 4:
+                raise EvaluateError(f"{where}: expected G x 4 boxes, found shape {np.shape(box)}")
             faces.append(np.asarray(box).reshape(-1, 4))  # int32 in the official files: keep it
+    if len(set(paths)) != len(paths):
+        raise EvaluateError(f"{main_path}: file_list names an image twice")
     keep = {}
     for setting in SETTINGS:
-        data = load(f"wider_{setting}_{split}.mat", ["gt_list"])
-        keep[setting] = [np.asarray(g, dtype=np.int64).reshape(-1)
-                         for e in range(len(events)) for g in np.asarray(data["gt_list"][e, 0]).reshape(-1)]
+        path = Path(folder) / f"wider_{setting}_{split}.mat"
+        lists = _cells(load_mat(path, ["gt_list"])["gt_list"], f"{path}: gt_list", len(events))
+        keep[setting] = []
+        for e, count in enumerate(per_event):
+            for k, g in enumerate(_cells(lists[e], f"{path}: gt_list{{{e + 1}}}", count)):
+                where = f"{path}: gt_list{{{e + 1}}}{{{k + 1}}}"
+                values = _numbers(g, where)
+                index = values.astype(np.int64)
+                faces_here = len(faces[len(keep[setting])])
+                if values.size and ((index != values).any() or index.min() < 1 or index.max() > faces_here):
+                    raise EvaluateError(f"{where}: expected face indices from 1 to {faces_here}")
+                keep[setting].append(index)
     return WiderGroundTruth(paths, faces, keep, Path(folder))
