@@ -134,7 +134,7 @@ def test_invalid_yaml_names_the_line(tmp_path):
 def test_missing_model_card(tmp_path):
     write_model(tmp_path, "m", [GOOD])
     (tmp_path / "public/m/m.md").unlink()
-    with pytest.raises(RegistryError, match="model card m.md is missing"):
+    with pytest.raises(RegistryError, match=r"public/m/m\.md: model card not found"):
         load_registry(tmp_path)
 
 

@@ -4,16 +4,21 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
+import stat
 import sys
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
+from urllib.parse import urlsplit
 
 import jsonschema
 
+from facezoo.common.safeio import _kind as file_kind, read_text_limited, regular_input
+
 from .errors import RegistryError
 from .model import Conversion, InputSpec, Model, ModelFile, Source, UnpackArchive
-from .yamlsource import format_path, line_of, load_yaml_with_lines
+from .yamlsource import MAX_YAML_BYTES, clip, format_path, line_of, load_yaml_limited, short
 
 SCHEMA_PATH = Path(__file__).with_name("model.schema.json")
 
@@ -35,17 +40,63 @@ def default_models_root() -> Path:
     return Path(sys.prefix) / "share" / "facezoo" / "models"
 
 
+_TYPE_NAMES = {"string": "text", "integer": "an integer", "number": "a number", "boolean": "true or false",
+               "array": "a list", "object": "a mapping", "null": "null"}
+
+
+def _kind(value: Any) -> str:
+    """What a YAML value is, for 'found ...' in messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {value!r}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the text {short(value)}"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return "a mapping"
+    return short(value)
+
+
+def _expected_type(types: Any) -> str:
+    names = [types] if isinstance(types, str) else list(types)
+    return " or ".join(_TYPE_NAMES.get(t, t) for t in names)
+
+
 def _schema_message(error: jsonschema.ValidationError) -> str:
-    if error.validator == "additionalProperties":
+    """One short line: what was expected and what was found (never the whole offending value)."""
+    v, value, found = error.validator, error.validator_value, _kind(error.instance)
+    if v == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
-        return f"unknown key {', '.join(repr(k) for k in extra)} (allowed: {', '.join(allowed)})"
-    if error.validator == "required":
+        return f"unknown key {', '.join(short(k, 40) for k in extra[:3])} (allowed: {', '.join(allowed)})"
+    if v == "required":
         return error.message.replace("is a required property", "is required")
     custom = error.schema.get("x-message")
     if custom:
-        return f"{custom}, found {error.instance!r}"
-    return error.message
+        return f"{custom}, found {found}"
+    if v == "type":
+        return f"expected {_expected_type(value)}, found {found}"
+    if v in ("enum", "const"):
+        options = value if v == "enum" else [value]
+        return f"expected one of {', '.join(map(str, options))}, found {found}"
+    if v == "minItems":
+        return f"expected at least {value} item{'s' * (value != 1)}, found {found}"
+    if v == "maxItems":
+        return f"expected at most {value} items, found {found}"
+    if v == "uniqueItems":
+        return "expected no repeated items"
+    if v == "minLength":
+        return "expected non-empty text"
+    if v == "maxLength":
+        return f"expected at most {value} characters"
+    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        sign = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[v]
+        return f"expected a number {sign} {value}, found {found}"
+    return clip(" ".join(error.message.split()))
 
 
 def _error_location(error: jsonschema.ValidationError) -> tuple:
@@ -81,6 +132,36 @@ def _check_relative(name: str, path: Path, lines: dict, at: tuple) -> None:
         raise RegistryError(f"{path}:{line_of(lines, at)}: {format_path(at)}: {name!r} escapes the model directory")
 
 
+_SHA = re.compile(r"[0-9a-f]{40}")
+PINNED_FORMS = ("raw.githubusercontent.com/<owner>/<repo>/<40-hex commit>/<path>, "
+                "github.com/<owner>/<repo>/raw/<40-hex commit>/<path> or a release asset "
+                "github.com/<owner>/<repo>/releases/download/<tag>/<file>")
+
+
+def github_url_problem(url: str) -> str | None:
+    """Why a GitHub URL is not permanent (a branch or tag that can move, or an unknown form), or
+    None when it is pinned to a commit, is a release asset, or is not a GitHub URL at all."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    segments = parts.path.split("/")[1:]
+    if host == "raw.githubusercontent.com":
+        if len(segments) >= 4 and all(segments) and _SHA.fullmatch(segments[2]):
+            return None
+        ref = segments[2] if len(segments) > 2 else ""
+    elif host in ("github.com", "www.github.com"):
+        if len(segments) >= 5 and all(segments) and segments[2] == "raw" and _SHA.fullmatch(segments[3]):
+            return None
+        if len(segments) == 6 and all(segments) and segments[2:4] == ["releases", "download"]:
+            return None
+        ref = segments[3] if len(segments) > 3 and segments[2] in ("raw", "blob") else ""
+    elif host.endswith((".github.com", ".githubusercontent.com")):
+        ref = ""
+    else:
+        return None
+    what = f"points at the movable ref {short(ref, 50)}" if ref else "is not a pinned file URL"
+    return f"GitHub URL {what}; expected {PINNED_FORMS}"
+
+
 def _build(name: str, subdirectory: str, directory: Path, data: dict, path: Path, lines: dict) -> Model:
     files = []
     seen: dict[str, int] = {}
@@ -90,6 +171,11 @@ def _build(name: str, subdirectory: str, directory: Path, data: dict, path: Path
             raise RegistryError(f"{path}:{line_of(lines, ('files', i, 'name'))}: files[{i}].name: "
                                 f"{f['name']!r} is listed twice (also files[{seen[f['name']]}])")
         seen[f["name"]] = i
+        for j, s in enumerate(f["sources"]):
+            problem = github_url_problem(s) if isinstance(s, str) else None
+            if problem:
+                at = ("files", i, "sources", j)
+                raise RegistryError(f"{path}:{line_of(lines, at)}: {format_path(at)}: {problem}")
         sources = tuple(Source("http", s) if isinstance(s, str) else Source("google_drive", s["id"])
                         for s in f["sources"])
         files.append(ModelFile(f["name"], f["size"], f["sha256"], sources))
@@ -122,33 +208,100 @@ def _build(name: str, subdirectory: str, directory: Path, data: dict, path: Path
     )
 
 
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MAX_LIST_BYTES = 1 << 20  # a --list file
+MAX_SCAN_ENTRIES = 20_000  # directory entries looked at under --models_dir before giving up
+MAX_SCAN_DEPTH = 4  # model.yml files are looked for at most this many folders below the root
+PATTERN = re.compile(r"[A-Za-z0-9._*?\[\]!-]{1,128}")
+PATTERN_HELP = "expected a model name or glob (letters, digits, '.', '_', '-', and * ? [...] wildcards)"
+
+
 def load_model(model_yml: Path, models_root: Path) -> Model:
     """Read and validate one model.yml; its directory name is the model's name."""
-    data, lines = load_yaml_with_lines(model_yml)
-    if not isinstance(data, dict):
-        raise RegistryError(f"{model_yml}:1: expected a mapping at the top level")
-    _validate_schema(data, model_yml, lines)
     directory = model_yml.parent
     name = directory.name
+    if not MODEL_NAME.fullmatch(name):
+        raise RegistryError(f"{directory}: {short(name)} is not a model name; expected a folder name of "
+                            "letters, digits, '.', '_' and '-' (at most 128, not starting with '.', '_' or '-')")
+    data, lines = load_yaml_limited(model_yml, "model.yml", RegistryError, MAX_YAML_BYTES)
+    if not isinstance(data, dict):
+        raise RegistryError(f"{model_yml}:1: expected a mapping at the top level, found {_kind(data)}")
+    _validate_schema(data, model_yml, lines)
     model = _build(name, directory.relative_to(models_root).as_posix(), directory, data, model_yml, lines)
-    if not model.card_path.is_file():
-        raise RegistryError(f"{model_yml}: the model card {model.card_path.name} is missing beside it")
+    regular_input(model.card_path, "model card", RegistryError)
     return model
+
+
+def _model_files(root: Path) -> list[Path]:
+    """Every <folder>/model.yml up to MAX_SCAN_DEPTH below root, sorted, breadth first (so a huge
+    tree hits the entry budget before deep corners); folder symlinks are followed but each folder
+    is visited once (no loops), hidden folders are skipped, and a model folder is not searched
+    further."""
+    found: list[Path] = []
+    visited: set[tuple[int, int]] = set()
+    budget = MAX_SCAN_ENTRIES
+    level = [root]
+    for depth in range(MAX_SCAN_DEPTH + 1):
+        below: list[Path] = []
+        for folder in level:
+            try:
+                st = os.stat(folder)
+                if (st.st_dev, st.st_ino) in visited:
+                    continue
+                visited.add((st.st_dev, st.st_ino))
+                with os.scandir(folder) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                raise RegistryError(f"{folder}: cannot list the folder ({exc.strerror})") from None
+            budget -= len(entries)
+            if budget < 0:
+                raise RegistryError(f"{root}: more than {MAX_SCAN_ENTRIES:,} entries looked at without finishing; "
+                                    "expected a models directory (<group>/<model>/model.yml)")
+            if depth > 0 and any(e.name == "model.yml" for e in entries):
+                found.append(folder / "model.yml")
+                continue
+            below += [folder / e.name for e in entries if not e.name.startswith(".") and _is_dir(e)]
+        level = below
+    return sorted(found)
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows symlinks; a dangling or looping link is not a folder
+    except OSError:
+        return False
 
 
 def load_registry(models_root: Path | None = None) -> list[Model]:
     """Every model under models_root, sorted by name; duplicate names are an error."""
     root = Path(models_root) if models_root is not None else default_models_root()
-    if not root.is_dir():
-        raise RegistryError(f"{root}: the models directory does not exist (set FACEZOO_MODELS)")
+    try:
+        mode = os.stat(root).st_mode
+    except FileNotFoundError:
+        raise RegistryError(f"{root}: the models directory does not exist "
+                            "(give --models_dir or set FACEZOO_MODELS)") from None
+    except OSError as exc:
+        raise RegistryError(f"{root}: the models directory cannot be read ({exc.strerror})") from None
+    if not stat.S_ISDIR(mode):
+        found = "a regular file" if stat.S_ISREG(mode) else file_kind(mode)
+        raise RegistryError(f"{root}: the models directory must be a folder, found {found}")
     models: dict[str, Model] = {}
-    for yml in sorted(root.rglob("model.yml")):
+    for yml in _model_files(root):
         model = load_model(yml, root)
         if model.name in models:
             raise RegistryError(f"{yml}: duplicate model name {model.name!r} "
                                 f"(also {models[model.name].directory / 'model.yml'})")
         models[model.name] = model
+    if not models:
+        raise RegistryError(f"{root}: no models found; expected <group>/<model>/model.yml "
+                            f"(at most {MAX_SCAN_DEPTH} folders deep, e.g. public/<model>/model.yml)")
     return sorted(models.values(), key=lambda m: m.name)
+
+
+def _check_pattern(pattern: str, origin: str) -> str:
+    if not PATTERN.fullmatch(pattern):
+        raise RegistryError(f"{origin}: {short(pattern)} is not usable; {PATTERN_HELP}")
+    return pattern
 
 
 def select_models(models: Iterable[Model], patterns: Iterable[str], origin: str = "--name") -> list[Model]:
@@ -156,7 +309,7 @@ def select_models(models: Iterable[Model], patterns: Iterable[str], origin: str 
     models = list(models)
     chosen: dict[str, Model] = {}
     for pattern in patterns:
-        hits = [m for m in models if fnmatch.fnmatchcase(m.name, pattern)]
+        hits = [m for m in models if fnmatch.fnmatchcase(m.name, _check_pattern(pattern, origin))]
         if not hits:
             raise RegistryError(f"{origin}: no model matches {pattern!r} (see --print_all)")
         for m in hits:
@@ -166,18 +319,19 @@ def select_models(models: Iterable[Model], patterns: Iterable[str], origin: str 
 
 def read_model_list(list_file: Path) -> list[tuple[str, str]]:
     """Patterns from a --list file: one per line, '#' comments; returns (pattern, 'file:line') pairs."""
-    try:
-        text = Path(list_file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RegistryError(f"{list_file}: cannot read: {exc}") from None
+    text = read_text_limited(list_file, MAX_LIST_BYTES, "model list", RegistryError)
     out = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         if any(c.isspace() for c in line):
-            raise RegistryError(f"{list_file}:{number}: expected one model name or glob per line, found {line!r}")
-        out.append((line, f"{list_file}:{number}"))
+            raise RegistryError(f"{list_file}:{number}: expected one model name or glob per line, "
+                                f"found {short(line)}")
+        out.append((_check_pattern(line, f"{list_file}:{number}"), f"{list_file}:{number}"))
+    if not out:
+        raise RegistryError(f"{list_file}: the model list names no model; "
+                            "expected one model name or glob per line ('#' starts a comment)")
     return out
 
 
@@ -193,5 +347,5 @@ def choose_models(models: list[Model], names: str | None = None, list_file: Path
         return [m for m in models if m.name in chosen]
     patterns = [p.strip() for p in (names or "").split(",") if p.strip()]
     if not patterns:
-        raise RegistryError("--name: expected at least one model name or glob")
+        raise RegistryError(f"--name: expected at least one model name or glob, found {short(names or '')}")
     return select_models(models, patterns)
