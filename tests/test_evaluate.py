@@ -57,7 +57,7 @@ def test_lfw_pairs_keep_the_folds_of_the_file():
 @pytest.mark.parametrize("text, message", [
     ("10 300\nA 1 2\n", "header says 10 folds"),
     ("2 1\nA 1 2\nA 1 B\nC 1 3\nC 2 D 4\n", r"pairs.txt:3: expected 'name1 i name2 j'"),
-    ("x y\n", "pairs.txt:1: expected a header"),
+    ("x y\n", "pairs.txt:1: header folds: expected an integer"),
 ])
 def test_malformed_pairs_file(text, message):
     with pytest.raises(EvaluateError, match=message):

@@ -1,6 +1,8 @@
 """Images from disk to network input blobs (BGR or gray, N x C x H x W float32, 0..255)."""
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,62 @@ from .errors import EvaluateError
 
 class BrokenImage(EvaluateError):
     """An image file that exists but cannot be decoded."""
+
+
+MAX_PIXELS = 64_000_000  # --max_image_pixels: refused before decoding above this
+BYTES_PER_PIXEL_LIMIT = 4  # a file may hold at most this many bytes per allowed pixel (+ 1 MiB)
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    pos = 2
+    while True:
+        while pos < len(data) and data[pos] == 0xFF:  # fill bytes before a marker
+            pos += 1
+        if pos >= len(data) or pos == 2 or data[pos - 1] != 0xFF:
+            raise BrokenImage("JPEG header is damaged or cut short before its frame header")
+        marker = data[pos]
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            pos += 1
+            continue
+        if marker in (0xD9, 0xDA):
+            raise BrokenImage("JPEG has no frame header before its image data")
+        if pos + 3 > len(data):
+            raise BrokenImage("JPEG header is cut short")
+        length = int.from_bytes(data[pos + 1:pos + 3], "big")
+        if length < 2:
+            raise BrokenImage(f"JPEG segment of length {length}")
+        if marker in _SOF:
+            if pos + 8 > len(data):
+                raise BrokenImage("JPEG frame header is cut short")
+            return int.from_bytes(data[pos + 6:pos + 8], "big"), int.from_bytes(data[pos + 4:pos + 6], "big")
+        pos += 1 + length
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the header of a JPEG (its frame header), PNG (IHDR) or BMP file,
+    without decoding it; BrokenImage for any other, damaged or zero-sized file."""
+    if data[:2] == b"\xff\xd8":
+        width, height = _jpeg_size(data)
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise BrokenImage("PNG without an IHDR header")
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    elif data[:2] == b"BM":
+        if len(data) < 26:
+            raise BrokenImage("BMP header is cut short")
+        if int.from_bytes(data[14:18], "little") == 12:  # OS/2 core header
+            width, height = int.from_bytes(data[18:20], "little"), int.from_bytes(data[20:22], "little")
+        else:
+            width = int.from_bytes(data[18:22], "little", signed=True)
+            height = abs(int.from_bytes(data[22:26], "little", signed=True))  # negative: top-down
+    elif not data:
+        raise BrokenImage("empty file (0 bytes)")
+    else:
+        raise BrokenImage(f"not a JPEG, PNG or BMP file (starts with {data[:8].hex()})")
+    if width <= 0 or height <= 0:
+        raise BrokenImage(f"header gives a size of {width}x{height}")
+    return width, height
 
 
 def _complete(data: bytes) -> bool:
@@ -22,19 +80,50 @@ def _complete(data: bytes) -> bool:
     return True
 
 
-def read_image(path: Path, gray: bool = False) -> np.ndarray:
-    """Decode an image (BGR, or one channel when `gray`)."""
-    import cv2
-
+def _read(path: Path, limit: int) -> bytes:
+    """The bytes of a regular image file of at most `limit` bytes (FIFOs and devices unopened)."""
     try:
-        data = Path(path).read_bytes()
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise BrokenImage(f"{path}: not a regular file (an image must be one)")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise EvaluateError(f"{path}: image not found") from None
     except OSError as exc:
-        raise EvaluateError(f"{path}: cannot read: {exc.strerror}") from None
+        raise BrokenImage(f"{path}: cannot read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(limit + 1) if stat.S_ISREG(os.fstat(f.fileno()).st_mode) else None
+        except OSError as exc:
+            raise BrokenImage(f"{path}: cannot read: {exc.strerror}") from None
+    if data is None:
+        raise BrokenImage(f"{path}: not a regular file (an image must be one)")
+    if len(data) > limit:
+        raise BrokenImage(f"{path}: larger than {limit:,} bytes (--max_image_pixels sets this too)")
+    return data
+
+
+def read_image(path: Path, gray: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an image (BGR, or one channel when `gray`). Only JPEG, PNG and BMP files are read,
+    and only when their header says at most `max_pixels` pixels; a file that is not a regular
+    file, empty, truncated or undecodable is a BrokenImage naming it."""
+    import cv2
+
+    path = Path(path)
+    data = _read(path, BYTES_PER_PIXEL_LIMIT * max_pixels + (1 << 20))
+    try:
+        width, height = image_size(data)
+    except BrokenImage as exc:
+        raise BrokenImage(f"{path}: {exc}") from None
+    if width * height > max_pixels:
+        raise BrokenImage(f"{path}: {width}x{height} = {width * height:,} pixels, more than the "
+                          f"{max_pixels:,}-pixel limit (raise it with --max_image_pixels)")
     image = None
     if _complete(data):
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+        try:
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+        except cv2.error:
+            image = None
     if image is None or image.size == 0:
         raise BrokenImage(f"{path}: not a decodable image (corrupt or truncated)")
     return image

@@ -1,12 +1,14 @@
 """LFW: the `pairs.txt` format (View 2), image paths, and pairs generated from a folder."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import EvaluateError
+from .fields import integer, relative_path, shown
 
 
 @dataclass(frozen=True)
@@ -27,45 +29,64 @@ def image_path(name: str, number: int, ext: str = "jpg") -> str:
     return f"{name}/{name}_{number:04d}.{ext}"
 
 
+MAX_FOLDS = 1000
+MAX_PER_FOLD = 1_000_000
+MAX_NUMBER = 9999  # LFW numbers a person's images with four digits
+
+
+def _person(name: str, where: str) -> str:
+    if "/" in name:
+        raise EvaluateError(f"{where}: person name: expected a folder name without '/', found {shown(name)}")
+    return relative_path(name, where, "person name")
+
+
 def parse_pairs(text: str, source: str = "<text>", ext: str = "jpg") -> Pairs:
     """Parse `pairs.txt`: a `folds n` header, then per fold n matched lines (`name i j`) and n
-    mismatched lines (`name1 i name2 j`). Folds are kept as in the file."""
+    mismatched lines (`name1 i name2 j`). Folds are kept as in the file. Numbers are decimal
+    ASCII (image numbers 1..9999, a matched pair's two numbers differ), names are folder names;
+    the header must count the lines exactly."""
     lines = [(k + 1, line.split()) for k, line in enumerate(text.splitlines()) if line.strip()]
-    if not lines or len(lines[0][1]) != 2 or not all(f.isdigit() for f in lines[0][1]):
-        raise EvaluateError(f"{source}:1: expected a header '<folds> <pairs per kind per fold>'")
-    folds, n = (int(f) for f in lines[0][1])
+    if not lines or len(lines[0][1]) != 2:
+        raise EvaluateError(f"{source}:{lines[0][0] if lines else 1}: expected a header "
+                            f"'<folds> <pairs per kind per fold>'")
+    where = f"{source}:{lines[0][0]}"
+    folds = integer(lines[0][1][0], where, "header folds", 2, MAX_FOLDS)
+    n = integer(lines[0][1][1], where, "header pairs per kind per fold", 1, MAX_PER_FOLD)
     body = lines[1:]
-    if folds < 2 or len(body) != folds * 2 * n:
-        raise EvaluateError(f"{source}: header says {folds} folds x {2 * n} pairs = {folds * 2 * n} lines "
-                            f"(at least 2 folds), the file has {len(body)}")
-    first, second, same, fold = [], [], [], []
+    if len(body) != folds * 2 * n:
+        raise EvaluateError(f"{where}: header says {folds} folds x {2 * n} pairs = {folds * 2 * n} lines, "
+                            f"the file has {len(body)}")
+    first, second = [], []
     for index, (line_no, f) in enumerate(body):
+        where = f"{source}:{line_no}"
         matched = (index % (2 * n)) < n
-        try:
-            if matched and len(f) == 3:
-                a, b = image_path(f[0], int(f[1]), ext), image_path(f[0], int(f[2]), ext)
-            elif not matched and len(f) == 4:
-                a, b = image_path(f[0], int(f[1]), ext), image_path(f[2], int(f[3]), ext)
-            else:
-                raise ValueError
-        except ValueError:
+        if len(f) != (3 if matched else 4):
             expected = "'name i j' (matched pair)" if matched else "'name1 i name2 j' (mismatched pair)"
-            raise EvaluateError(f"{source}:{line_no}: expected {expected}, found {' '.join(f)!r}") from None
+            raise EvaluateError(f"{where}: expected {expected}, found {shown(' '.join(f))}")
+        if matched:
+            i, j = (integer(v, where, "image number", 1, MAX_NUMBER) for v in f[1:])
+            if i == j:
+                raise EvaluateError(f"{where}: a matched pair of image {i} with itself")
+            name = _person(f[0], where)
+            a, b = image_path(name, i, ext), image_path(name, j, ext)
+        else:
+            a = image_path(_person(f[0], where), integer(f[1], where, "image number", 1, MAX_NUMBER), ext)
+            b = image_path(_person(f[2], where), integer(f[3], where, "image number", 1, MAX_NUMBER), ext)
         first.append(a)
         second.append(b)
-        same.append(matched)
-        fold.append(index // (2 * n))
-    return Pairs(first, second, np.array(same), np.array(fold))
+    index = np.arange(len(body))
+    return Pairs(first, second, (index % (2 * n)) < n, index // (2 * n))
 
 
 def make_pairs(root: Path, folds: int = 10) -> str:
-    """`pairs.txt` text for a folder of `<name>/<name>_NNNN.jpg` holding two or more images of
-    each person: one matched pair per person (its first two images), and as many mismatched
-    pairs, person i's first image with the second image of person (i + N/2) mod N, names sorted.
-    Pairs are dealt to folds in name order; N must be a multiple of `folds`."""
+    """`pairs.txt` text for a folder of `<name>/<name>_NNNN.jpg` (other names are ignored) holding
+    two or more images of each person: one matched pair per person (its first two images), and as
+    many mismatched pairs, person i's first image with the second image of person (i + N/2) mod N,
+    names sorted. Pairs are dealt to folds in name order; N must be a multiple of `folds`."""
     people = []
     for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()):
-        numbers = sorted(int(f.stem.rsplit("_", 1)[1]) for f in folder.glob(f"{folder.name}_*.jpg"))
+        numbers = sorted(int(f.name[len(folder.name) + 1:-4]) for f in folder.glob(f"{folder.name}_*.jpg")
+                         if re.fullmatch(r"[0-9]{4}\.jpg", f.name[len(folder.name) + 1:]))
         if len(numbers) >= 2:
             people.append((folder.name, numbers[0], numbers[1]))
     count = len(people)
