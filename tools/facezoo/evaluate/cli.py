@@ -8,6 +8,12 @@ from pathlib import Path
 from facezoo.common.cli import ArgumentParser, guarded, run_command
 
 
+def _pixel_limit(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 10**12:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels from 1 to 10^12, found {text!r}")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="accuracy_check", description=__doc__)
     p.add_argument("-c", "--config", required=True, type=Path, help="models/public/<name>/accuracy-check.yml")
@@ -30,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--aligner_model", type=Path, help="detector IR for datasets aligned by a detector")
     p.add_argument("--strict", action="store_true", help="annotation checksum mismatches are errors")
     p.add_argument("--skip_broken", action="store_true", help="count and report undecodable images, go on")
+    p.add_argument("--max_image_pixels", type=_pixel_limit, default=64_000_000,
+                   help="refuse (or with --skip_broken, skip) an image whose header declares more pixels than "
+                        "this, before decoding it (default 64,000,000)")
     p.add_argument("--no_progress", action="store_true")
     return p
 

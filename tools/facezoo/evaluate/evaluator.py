@@ -10,13 +10,16 @@ from typing import Any, Callable
 
 import numpy as np
 
+from facezoo.common.safeio import read_text_limited
+
 from .adapters.alignment import align_face
 from .adapters.retinaface import Detections, RetinaFaceSettings, decode, rescale
 from .config import METRIC_DATASETS, AccuracyConfig, DatasetDefinition, DatasetSpec, MetricSpec
+from .datasets.landmarks import check_landmarks, parse_landmarks
 from .datasets.lfw import Pairs, make_pairs, parse_pairs
 from .datasets.wider import WiderGroundTruth, WiderImage, check_official_mat, load_official_mat, parse_bbx_gt
 from .errors import EvaluateError
-from .images import read_image, to_blob
+from .images import MAX_PIXELS, read_image, to_blob
 from .launchers.base import Launcher
 from .metrics.detection import PRCurve, average_precision, match_image, wider_official_curves
 from .metrics.verification import VerificationResult, pair_distances, verification_accuracy
@@ -69,6 +72,7 @@ class RunOptions:
     strict: bool = False
     stored_predictions: tuple[Path, ...] = ()
     submission_dir: Path | None = None
+    max_image_pixels: int = MAX_PIXELS
 
 
 def sha256_of(path: Path) -> str:
@@ -79,27 +83,59 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+TEXT_LIMIT = 256 << 20  # bytes of an annotation, pairs or landmarks file
+
+
 def _checked_file(root: Path, relative: str | None, what: str, expected_sha: str | None, strict: bool,
-                  warnings: list[str], hashes: dict[str, str]) -> Path:
+                  warnings: list[str], hashes: dict[str, str]) -> tuple[Path, str]:
+    """A dataset file's path and UTF-8 text (a regular file of at most TEXT_LIMIT bytes), its
+    sha256 recorded and compared with the definition's."""
     if relative is None:
         raise EvaluateError(f"dataset definition: {what} is not defined")
     path = Path(root) / relative
-    if not path.is_file():
+    if not path.exists():
         raise EvaluateError(f"{path}: {what} not found (dataset root -s {root})")
-    digest = sha256_of(path)
+    text = read_text_limited(path, TEXT_LIMIT, what, EvaluateError)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()  # valid UTF-8 round-trips to the same bytes
     hashes[what] = digest
     if expected_sha and digest != expected_sha:
         message = f"{path}: sha256 {digest} differs from the expected {expected_sha}"
         if strict:
             raise EvaluateError(message + " (--strict)")
         warnings.append(message)
-    return path
+    return path, text
 
 
 def _check_images_exist(folder: Path, relative: list[str]) -> None:
+    """Missing images stop the run; ones that exist but are not readable images are found (and
+    skipped under --skip_broken) when they are read."""
     for r in relative:
-        if not (folder / r).is_file():
+        if not (folder / r).exists():
             raise EvaluateError(f"{folder / r}: image not found")
+
+
+def _subsample(options: RunOptions, count: int, unit: str) -> int:
+    """How many images or pairs to use: --subsample_size, which must lie in 1..count."""
+    size = options.subsample_size
+    if size is None:
+        return count
+    if not 1 <= size <= count:
+        raise EvaluateError(f"--subsample_size {size}: expected 1 to {count} (the dataset has {count} {unit})")
+    return size
+
+
+def _reading_stored(options: RunOptions) -> bool:
+    """Whether the stored predictions are read (every given path exists) rather than written."""
+    paths = options.stored_predictions
+    return bool(paths) and all(Path(p).exists() or Path(p).is_symlink() for p in paths)
+
+
+def _unknown_names(stored: dict[str, Any], wanted: set[str], what: str) -> None:
+    """Stored predictions must be of this dataset's images."""
+    extra = sorted(set(stored) - wanted)
+    if extra:
+        raise EvaluateError(f"--stored_predictions: {extra[0]} is not among the dataset's {what} "
+                            f"({len(extra)} such entries): predictions of another dataset?")
 
 
 def _reference(spec: MetricSpec, value: float, **details) -> MetricResult:
@@ -167,12 +203,12 @@ def evaluate_wider(launcher: Launcher | None, adapter: dict[str, Any], spec: Dat
                    progress: Callable[[int], None] | None, warnings: list[str], hashes: dict[str, str],
                    timings: dict[str, float]) -> tuple[int, list[MetricResult], dict, list]:
     root = Path(options.dataset_root)
-    annotation = _checked_file(root, definition.annotation, "annotation", definition.annotation_sha256,
-                               options.strict, warnings, hashes)
-    images = parse_bbx_gt(annotation.read_text(encoding="utf-8", errors="replace"), str(annotation))
-    if options.subsample_size:
-        images = images[:options.subsample_size]
+    annotation, text = _checked_file(root, definition.annotation, "annotation", definition.annotation_sha256,
+                                     options.strict, warnings, hashes)
+    images = parse_bbx_gt(text, str(annotation))
+    images = images[:_subsample(options, len(images), "images")]
     folder = root / definition.images
+    reuse = _reading_stored(options)
     broken: list = []
     truth = None
     official = [m for m in spec.metrics if m.type == "wider_official"]
@@ -185,8 +221,9 @@ def evaluate_wider(launcher: Launcher | None, adapter: dict[str, Any], spec: Dat
         reader = ThreadPoolExecutor(max_workers=1)
         truth = reader.submit(load_official_mat, root / definition.ground_truth, definition.split)
         reader.shutdown(wait=False)
-    if options.stored_predictions and all(p.is_file() for p in options.stored_predictions):
-        detections = load_predictions(list(options.stored_predictions), meta)
+    if reuse:
+        detections = load_predictions(list(options.stored_predictions), meta, "detections")
+        _unknown_names(detections, {i.path for i in images}, "images")
         missing = [i.path for i in images if i.path not in detections]
         if missing:
             raise EvaluateError(f"stored predictions have no entry for {missing[0]} "
@@ -208,7 +245,7 @@ def evaluate_wider(launcher: Launcher | None, adapter: dict[str, Any], spec: Dat
         sizes: dict[str, tuple[int, int]] = {}
 
         def load(path: str) -> np.ndarray:
-            image = read_image(folder / path, gray=shape[1] == 1)
+            image = read_image(folder / path, gray=shape[1] == 1, max_pixels=options.max_image_pixels)
             sizes[path] = (image.shape[1], image.shape[0])
             return to_blob(image, shape)
 
@@ -234,22 +271,6 @@ def evaluate_wider(launcher: Launcher | None, adapter: dict[str, Any], spec: Dat
 
 # --- LFW ---
 
-def _read_landmarks(path: Path) -> dict[str, np.ndarray]:
-    out = {}
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        try:
-            values = np.array([float(v) for v in fields[1:]])
-            if len(values) != 10:
-                raise ValueError
-        except ValueError:
-            raise EvaluateError(f"{path}:{n}: expected '<image> x1 y1 ... x5 y5' (10 numbers)") from None
-        out[fields[0]] = values.reshape(5, 2)
-    return out
-
-
 def evaluate_lfw(launcher: Launcher | None, adapter: dict[str, Any], spec: DatasetSpec,
                  definition: DatasetDefinition, options: RunOptions, meta: dict[str, Any],
                  progress: Callable[[int], None] | None, warnings: list[str], hashes: dict[str, str],
@@ -257,28 +278,30 @@ def evaluate_lfw(launcher: Launcher | None, adapter: dict[str, Any], spec: Datas
     root = Path(options.dataset_root)
     folder = root / definition.images
     if definition.pairs:
-        pairs_path = _checked_file(root, definition.pairs, "pairs", definition.pairs_sha256, options.strict,
-                                   warnings, hashes)
-        pairs = parse_pairs(pairs_path.read_text(encoding="utf-8", errors="replace"), str(pairs_path))
+        pairs_path, text = _checked_file(root, definition.pairs, "pairs", definition.pairs_sha256, options.strict,
+                                         warnings, hashes)
+        pairs = parse_pairs(text, str(pairs_path))
     else:
         if not folder.is_dir():
             raise EvaluateError(f"{folder}: image folder not found (dataset root -s {root})")
         text = make_pairs(folder, definition.generate_pairs_folds)
         hashes["pairs (generated)"] = hashlib.sha256(text.encode()).hexdigest()
         pairs = parse_pairs(text, f"pairs generated from {folder}")
-    if options.subsample_size:
-        keep = np.arange(len(pairs)) < options.subsample_size
-        pairs = Pairs([p for p, k in zip(pairs.first, keep) if k], [p for p, k in zip(pairs.second, keep) if k],
-                      pairs.same[keep], pairs.fold[keep])
+    size = _subsample(options, len(pairs), "pairs")
+    if size < len(pairs):
+        keep = np.arange(len(pairs)) < size
+        pairs = Pairs(pairs.first[:size], pairs.second[:size], pairs.same[keep], pairs.fold[keep])
     names = sorted(set(pairs.first) | set(pairs.second))
+    reuse = _reading_stored(options)
     broken: list = []
-    if options.stored_predictions and all(p.is_file() for p in options.stored_predictions):
-        embeddings = load_predictions(list(options.stored_predictions), meta)
+    if reuse:
+        embeddings = load_predictions(list(options.stored_predictions), meta, "embeddings")
+        _unknown_names(embeddings, set(names), "images")
     else:
         if launcher is None:
             raise EvaluateError("no stored predictions and no model to run")
         for path in names:
-            if not (folder / path).is_file():
+            if not (folder / path).exists():
                 which = [i for i, (a, b) in enumerate(zip(pairs.first, pairs.second)) if path in (a, b)][0]
                 raise EvaluateError(f"{folder / path}: image not found (named by pair {which + 1})")
         shape = launcher.input.shape
@@ -286,16 +309,19 @@ def evaluate_lfw(launcher: Launcher | None, adapter: dict[str, Any], spec: Datas
         if definition.alignment == "landmarks":
             if not definition.landmarks:
                 raise EvaluateError(f"dataset {definition.name}: alignment 'landmarks' needs a landmarks file")
-            landmarks = _read_landmarks(_checked_file(root, definition.landmarks, "landmarks", None,
-                                                      options.strict, warnings, hashes))
+            landmarks_path, text = _checked_file(root, definition.landmarks, "landmarks", None, options.strict,
+                                                 warnings, hashes)
+            landmarks = parse_landmarks(text, str(landmarks_path))
+            absent = [n for n in names if n not in landmarks]
+            if absent:
+                raise EvaluateError(f"{landmarks_path}: no landmarks for {absent[0]} ({len(absent)} of "
+                                    f"{len(names)} images have none)")
         if definition.alignment == "detector" and aligner is None:
             raise EvaluateError(f"dataset {definition.name}: alignment 'detector' needs --aligner_model")
 
         def face(path: str) -> np.ndarray:
-            image = read_image(folder / path)
+            image = read_image(folder / path, max_pixels=options.max_image_pixels)
             if definition.alignment == "landmarks":
-                if path not in landmarks:
-                    raise EvaluateError(f"{definition.landmarks}: no landmarks for {path}")
                 image = align_face(image, landmarks[path], shape[2])
             elif definition.alignment == "detector":
                 image = align_face(image, detect_landmarks(aligner, image, path), shape[2])
@@ -356,7 +382,7 @@ def detect_landmarks(detector: Launcher, image: np.ndarray, path: str) -> np.nda
     det = rescale(found[0], image.shape[1] / shape[3], image.shape[0] / shape[2])
     if not len(det.scores):
         raise EvaluateError(f"{path}: the aligning detector found no face")
-    return det.landmarks[int(np.argmax(det.scores))]
+    return check_landmarks(det.landmarks[int(np.argmax(det.scores))], f"{path}: the aligning detector's face")
 
 
 def evaluate(config: AccuracyConfig, spec: DatasetSpec, definition: DatasetDefinition, launcher: Launcher | None,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import lzma
-import os
-import shutil
 import struct
 import zipfile
 import zlib
@@ -14,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from facezoo.common.safeio import atomic_output, file_mode, make_temp_dir, regular_input, signals_deferred
+from facezoo.common.safeio import atomic_output, regular_input
 
 from .adapters.retinaface import Detections
 from .datasets.fields import relative_path
@@ -142,13 +140,6 @@ def _checked(path: Path, arrays: dict[str, np.ndarray]) -> tuple[str, dict, list
     return kind, meta, names
 
 
-def missing_shards(paths: list[Path]) -> list[Path]:
-    """The stored predictions paths that do not exist, when some others do (a shard is absent);
-    empty when all exist (reuse them) or none does (they are outputs)."""
-    absent = [p for p in paths if not (Path(p).exists() or Path(p).is_symlink())]
-    return absent if len(absent) < len(paths) else []
-
-
 def load_predictions(paths: list[Path], meta: dict[str, Any], kind: str | None = None) -> dict[str, Any]:
     """Predictions from one or more stored files (shards are merged), each validated on load;
     their settings must agree with each other and with every key of `meta`, their kind with
@@ -181,41 +172,21 @@ def load_predictions(paths: list[Path], meta: dict[str, Any], kind: str | None =
     return merged
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_submission(folder: Path, detections: dict[str, Detections]) -> None:
     """The official per-image format: `<event>/<stem>.txt` holding the image name, the count,
     then `x y w h score` lines (w = x2 - x1); values written exactly (shortest round-trip).
-    The files are made in a temporary folder beside `folder` and moved in together (signals
-    deferred), so the submission appears whole or not at all; image paths must be contained."""
-    folder = Path(folder)
-    for path in detections:
-        relative_path(path, "--submission_dir", "image path")
-    staging = make_temp_dir(folder.parent if str(folder.parent) else Path("."), "submission")
-    try:
-        for path, det in detections.items():
-            target = staging / Path(path).with_suffix(".txt")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            xywh = np.concatenate([det.boxes[:, :2], det.boxes[:, 2:] - det.boxes[:, :2]], axis=1)
-            lines = [Path(path).stem, str(len(det.scores))]
-            lines += [" ".join(repr(float(v)) for v in (*box, score)) for box, score in zip(xywh, det.scores)]
-            target.write_text("\n".join(lines) + "\n")
-            os.chmod(target, file_mode())
-        with signals_deferred():
-            if not folder.exists():
-                os.chmod(staging, 0o777 & ~_umask())
-                os.rename(staging, folder)
-                return
-            for source in sorted(staging.rglob("*.txt")):
-                target = folder / source.relative_to(staging)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(source, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    Every file stays inside `folder` (image paths must be contained); the caller gives a fresh
+    folder and puts it in place whole."""
+    base = Path(folder).resolve()
+    for path, det in detections.items():
+        target = (base / relative_path(path, "--submission_dir", "image path")).with_suffix(".txt")
+        if base not in target.resolve().parents:
+            raise EvaluateError(f"--submission_dir: {path} would be written outside {folder}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        xywh = np.concatenate([det.boxes[:, :2], det.boxes[:, 2:] - det.boxes[:, :2]], axis=1)
+        lines = [Path(path).stem, str(len(det.scores))]
+        lines += [" ".join(repr(float(v)) for v in (*box, score)) for box, score in zip(xywh, det.scores)]
+        target.write_text("\n".join(lines) + "\n")
 
 
 def read_submission(folder: Path, paths: list[str]) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str]]:

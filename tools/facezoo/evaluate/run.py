@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> Evaluation:
             raise EvaluateError(f"{args.config}: no {args.launcher} launcher configured")
     chosen = launchers[0]
     options = RunOptions(Path(args.source), args.subsample_size, args.skip_broken, args.strict,
-                         tuple(args.stored_predictions), args.submission_dir)
+                         tuple(args.stored_predictions), args.submission_dir,
+                         max_image_pixels=args.max_image_pixels)
     reuse = bool(options.stored_predictions) and all(p.is_file() for p in options.stored_predictions)
     launcher, hashes = None, {}
     if args.models is None and not reuse:
