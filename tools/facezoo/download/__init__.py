@@ -1,5 +1,6 @@
 """The download stage: sources, resumable verified transfer, cache, safe unpacking."""
 from .downloader import DownloadOptions, download_models
-from .errors import Cancelled, DownloadError
+from .errors import Cancelled, DownloadError, UnsafePath
+from .unpack import UnpackLimits
 
-__all__ = ["Cancelled", "DownloadError", "DownloadOptions", "download_models"]
+__all__ = ["Cancelled", "DownloadError", "DownloadOptions", "UnpackLimits", "UnsafePath", "download_models"]

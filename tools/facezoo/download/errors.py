@@ -19,3 +19,8 @@ class SourceError(Exception):
 
 class Cancelled(Exception):
     """The user interrupted the run (Ctrl-C or SIGTERM)."""
+
+
+class UnsafePath(DownloadError):
+    """Something the downloader did not make sits where it keeps its own files (a planted link,
+    FIFO or device); the whole run stops, since every later file could meet the same."""

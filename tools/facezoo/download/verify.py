@@ -1,44 +1,60 @@
-"""Streaming copy with size limit and sha256, shared by every kind of source."""
+"""Streaming copy with size limit, deadline and sha256, shared by every kind of source."""
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
+import time
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import Callable, Iterable
 
 from .errors import Cancelled, SourceError
+from .workdir import open_owned_read
 
 CHUNK = 1 << 20
 
 
-def sha256_of(path: Path) -> str:
-    """sha256 hex digest of a file."""
-    return hash_prefix(path).hexdigest()
-
-
-def hash_prefix(path: Path) -> "hashlib._Hash":
-    """A sha256 object fed with the current contents of a partial file."""
+def hash_fd(fd: int) -> "hashlib._Hash":
+    """A sha256 object fed with a file's contents from its start (the descriptor stays open)."""
     h = hashlib.sha256()
-    if path.exists():
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(CHUNK), b""):
-                h.update(block)
+    offset = 0
+    while block := os.pread(fd, CHUNK, offset):
+        h.update(block)
+        offset += len(block)
     return h
 
 
-def write_chunks(chunks: Iterable[bytes], out: BinaryIO, hasher, offset: int, limit: int,
-                 on_bytes: Callable[[int], None], cancel: threading.Event) -> int:
-    """Append chunks to `out`, feeding the hasher; refuse to grow past `limit`. Returns the new size."""
+def hash_prefix(path: Path) -> "hashlib._Hash":
+    """A sha256 object fed with the current contents of a partial file of ours (a planted link or
+    FIFO is refused, never read)."""
+    fd = open_owned_read(path)
+    if fd is None:
+        return hashlib.sha256()
+    try:
+        return hash_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def write_chunks(chunks: Iterable[bytes], fd: int, hasher, offset: int, limit: int,
+                 on_bytes: Callable[[int], None], cancel: threading.Event, until: float | None = None) -> int:
+    """Append chunks to the file open as `fd`, feeding the hasher; refuse to grow past `limit` or to
+    go on after the monotonic time `until`. Returns the new size."""
     size = offset
     for chunk in chunks:
         if cancel.is_set():
             raise Cancelled()
+        if until is not None and time.monotonic() > until:
+            raise SourceError(f"too slow: {size - offset} bytes in the attempt's time limit "
+                              f"(--attempt_deadline)", transient=True)
         if not chunk:
             continue
         size += len(chunk)
         if size > limit:
             raise SourceError(f"served more than the expected {limit} bytes")
-        out.write(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view):]
         hasher.update(chunk)
         on_bytes(len(chunk))
     return size
