@@ -112,18 +112,25 @@ def _validate_schema(data: Any, path: Path, lines: dict) -> None:
     validate_document(data, model_schema(), path, lines)
 
 
+# JSON Schema counts 3.0 as an integer and true as neither; here an integer is written as one
+_StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)),
+)
+
+
 def validate_document(data: Any, schema: dict, path: Path, lines: dict) -> None:
     """Check a YAML document against a JSON Schema; the first problem becomes a one-line
     RegistryError naming the file, the line and the field."""
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _StrictValidator(schema)
     errors = list(validator.iter_errors(data))
     if not errors:
         return
     # report the first problem in the file; on one line, the most specific one
     error = min(errors, key=lambda e: (line_of(lines, _error_location(e)), -len(e.absolute_path)))
     at = _error_location(error)
-    raise RegistryError(f"{path}:{line_of(lines, at)}: {format_path(tuple(error.absolute_path))}: "
-                        f"{_schema_message(error)}")
+    raise RegistryError(f"{path}:{line_of(lines, at)}: {format_path(at)}: {_schema_message(error)}")
 
 
 def _check_relative(name: str, path: Path, lines: dict, at: tuple) -> None:
