@@ -7,9 +7,11 @@ JSON instead, so the test sees exactly the parser the command builds, whatever i
 from __future__ import annotations
 
 import configparser
+import functools
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -53,16 +55,22 @@ def console_scripts() -> dict[str, str]:
 SCRIPTS = console_scripts()
 
 
+@functools.lru_cache(maxsize=None)
+def parser_options(name: str) -> tuple[dict, ...]:
+    """The options of console script `name`'s parser: {'where', 'option' ('-o/--output_dir'), 'help'}."""
+    proc = subprocess.run([sys.executable, "-c", DUMP_PARSER, SCRIPTS[name], name], cwd=tempfile.gettempdir(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"{name}: its parser could not be read: {proc.stderr[-2000:]}"
+    return tuple(json.loads(proc.stdout))
+
+
 def test_the_four_commands_are_console_scripts():
     assert {"omz_downloader", "omz_converter", "omz_info_dumper", "accuracy_check"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
-def test_every_option_has_help_text(name, tmp_path):
-    proc = subprocess.run([sys.executable, "-c", DUMP_PARSER, SCRIPTS[name], name], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, f"{name}: its parser could not be read: {proc.stderr[-2000:]}"
-    options = json.loads(proc.stdout)
+def test_every_option_has_help_text(name):
+    options = parser_options(name)
     assert len(options) > 1, f"{name}: no options found"
     missing = [f"{o['where']} {o['option']}".strip() for o in options if not (o["help"] or "").strip()]
     assert not missing, f"{name}: options without help text: {', '.join(missing)}"
