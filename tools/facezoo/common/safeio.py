@@ -194,9 +194,19 @@ class OutputGroup:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
 
+    def reserve(self, path: Path | str) -> Path:
+        """A new empty temporary file beside `path` for the caller to fill (or replace) by name;
+        `commit` renames it to `path` with the others."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=_temp_prefix(path.name))
+        os.close(fd)
+        self._staged.append((Path(tmp), path))
+        return Path(tmp)
+
     def commit(self) -> None:
         with signals_deferred():
             for tmp, path in self._staged:
+                os.chmod(tmp, file_mode())  # a reserved file may have been replaced by a 0600 one
                 os.replace(tmp, path)
         self._staged.clear()
 

@@ -8,6 +8,27 @@ from pathlib import Path
 from facezoo.common.cli import ArgumentParser, guarded, run_command
 
 
+def _positive_int(text: str) -> int:
+    if not text.strip().isascii() or not text.strip().isdigit() or not 1 <= int(text) <= 10**9:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 up to the dataset's size, found {text!r}")
+    return int(text)
+
+
+def _precision(text: str) -> str:
+    from .run import PRECISION
+
+    if not PRECISION.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected FP32, FP16, FP32-INT8 or FP16-INT8 (an IR precision "
+                                         f"folder of omz_converter's output), found {text!r}")
+    return text
+
+
+def _device(text: str) -> str:
+    if not text or len(text) > 100 or not all(c.isalnum() or c in ":,._-" for c in text):
+        raise argparse.ArgumentTypeError(f"expected a device name such as CPU, GPU.0 or AUTO:CPU, found {text!r}")
+    return text
+
+
 def _pixel_limit(text: str) -> int:
     if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 10**12:
         raise argparse.ArgumentTypeError(f"expected a whole number of pixels from 1 to 10^12, found {text!r}")
@@ -16,30 +37,41 @@ def _pixel_limit(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="accuracy_check", description=__doc__)
-    p.add_argument("-c", "--config", required=True, type=Path, help="models/public/<name>/accuracy-check.yml")
+    p.add_argument("-c", "--config", required=True, type=Path,
+                   help="the model's accuracy config: models/public/<name>/accuracy-check.yml")
     p.add_argument("-m", "--models", type=Path,
                    help="the converter's output folder, a folder holding <name>.xml, or the .xml/.onnx itself")
-    p.add_argument("-s", "--source", required=True, type=Path, help="dataset root; definitions are relative to it")
+    p.add_argument("-s", "--source", required=True, type=Path,
+                   help="dataset root; the definition whose files are under it is used (its name and image "
+                        "count are printed)")
     p.add_argument("-d", "--definitions", type=Path, help="dataset_definitions.yml (default: accuracy_configs/)")
     p.add_argument("--dataset", help="which dataset entry of the config to run (default: the first)")
-    p.add_argument("--launcher", choices=["openvino", "onnxruntime"], help="default: the config's first")
-    p.add_argument("--precision", default="FP32", help="IR precision folder (default FP32)")
-    p.add_argument("--target_device", default="CPU")
-    p.add_argument("--subsample_size", type=int, help="only the first N images (WIDER) or pairs (LFW)")
+    p.add_argument("--launcher", choices=["openvino", "onnxruntime"],
+                   help="inference engine, one the config configures (default: the config's first)")
+    p.add_argument("--precision", type=_precision,
+                   help="IR precision folder to evaluate: FP32, FP16, FP32-INT8, FP16-INT8 (default FP32, or "
+                        "the folder of an .xml given with -m)")
+    p.add_argument("--target_device", default="CPU", type=_device,
+                   help="OpenVINO device (default CPU; e.g. GPU, AUTO:GPU,CPU); onnxruntime runs on CPU only")
+    p.add_argument("--subsample_size", type=_positive_int,
+                   help="only the first N images (WIDER) or pairs (LFW), 1 to the dataset's size")
     p.add_argument("--stored_predictions", type=Path, nargs="+", default=[],
-                   help="read predictions from these files (shards are merged) when they all exist; "
-                        "otherwise run the model and write them")
-    p.add_argument("--json_result", type=Path)
-    p.add_argument("--csv_result", type=Path)
-    p.add_argument("--report", type=Path, help="folder for index.html with PR/ROC plots")
-    p.add_argument("--submission_dir", type=Path, help="also write WIDER predictions in the official format")
+                   help="several paths: shards read and merged (all must exist); one path: read when it exists, "
+                        "otherwise the model runs and its predictions are written there")
+    p.add_argument("--json_result", type=Path, help="write the result as JSON (what was measured, metrics, timings)")
+    p.add_argument("--csv_result", type=Path, help="write one CSV row per metric (with precision and model file)")
+    p.add_argument("--report", type=Path,
+                   help="folder for index.html with PR/ROC plots (new, empty, or an earlier report: replaced whole)")
+    p.add_argument("--submission_dir", type=Path,
+                   help="also write WIDER predictions in the official format (folder new, empty, or an earlier "
+                        "submission: replaced whole)")
     p.add_argument("--aligner_model", type=Path, help="detector IR for datasets aligned by a detector")
     p.add_argument("--strict", action="store_true", help="annotation checksum mismatches are errors")
     p.add_argument("--skip_broken", action="store_true", help="count and report undecodable images, go on")
     p.add_argument("--max_image_pixels", type=_pixel_limit, default=64_000_000,
                    help="refuse (or with --skip_broken, skip) an image whose header declares more pixels than "
                         "this, before decoding it (default 64,000,000)")
-    p.add_argument("--no_progress", action="store_true")
+    p.add_argument("--no_progress", action="store_true", help="no progress bar on stderr")
     return p
 
 
@@ -51,9 +83,12 @@ def main(argv: list[str] | None = None) -> int:
 def _check(args: argparse.Namespace) -> int:
     from .run import run
 
-    result = run(args)
-    print(f"{result.model} on {result.dataset} ({result.images} images, {result.launcher}, "
-          f"{result.timings.get('total_s', 0):.1f} s)")
+    result = run(args, lambda line: print(line, flush=True))
+    info = result.run
+    print(f"{result.model} {info.get('precision') or ''} on {result.dataset} ({result.images} images, "
+          f"{result.launcher}, {info.get('wall_s', result.timings.get('total_s', 0)):.1f} s)")
+    if info.get("model_file"):
+        print(f"  model file: {info['model_file']}")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if result.broken:

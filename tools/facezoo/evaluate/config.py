@@ -10,7 +10,7 @@ from typing import Any
 
 from facezoo.registry import RegistryError
 from facezoo.registry.loader import validate_document
-from facezoo.registry.yamlsource import load_yaml_with_lines
+from facezoo.registry.yamlsource import load_yaml_limited
 
 from .errors import EvaluateError
 
@@ -18,6 +18,8 @@ HERE = Path(__file__).resolve().parent
 ADAPTER_OPTIONS = {"retinaface": {"score_threshold", "nms_threshold", "nms_per_stride", "nms_plus_one", "clip"},
                    "embedding": {"outputs", "flip"}}
 METRIC_DATASETS = {"omz_ap64": "wider", "wider_official": "wider", "lfw_accuracy": "lfw", "tar_at_far": "lfw"}
+ADAPTER_DATASETS = {"retinaface": "wider", "embedding": "lfw"}  # the kind of dataset each adapter's output fits
+KIND_WORDS = {"wider": "a WIDER FACE detection dataset", "lfw": "an LFW verification dataset"}
 
 
 @dataclass(frozen=True)
@@ -82,17 +84,19 @@ class DatasetDefinition:
     split: str = "val"
     pairs: str | None = None
     pairs_sha256: str | None = None
+    image_count: int | None = None  # pinned: the entry applies only to a root with this many images
     generate_pairs_folds: int | None = None
     alignment: str = "none"
     landmarks: str | None = None
+    description: str = ""
 
 
-def _load(path: Path, schema_file: str) -> tuple[Any, dict]:
+def _load(path: Path, schema_file: str, what: str) -> tuple[Any, dict]:
+    """The YAML document at `path` (a regular file within the YAML limits: size, depth, aliases),
+    validated against `schema_file`."""
     schema = json.loads((HERE / schema_file).read_text(encoding="utf-8"))
-    if not Path(path).is_file():
-        raise EvaluateError(f"{path}: not found")
+    data, lines = load_yaml_limited(Path(path), what, EvaluateError)
     try:
-        data, lines = load_yaml_with_lines(Path(path))
         validate_document(data, schema, Path(path), lines)
     except RegistryError as exc:
         raise EvaluateError(str(exc)) from None
@@ -101,7 +105,7 @@ def _load(path: Path, schema_file: str) -> tuple[Any, dict]:
 
 def load_accuracy_config(path: Path) -> AccuracyConfig:
     """Read and validate a model's accuracy-check.yml."""
-    data, lines = _load(path, "accuracy_check.schema.json")
+    data, lines = _load(path, "accuracy_check.schema.json", "accuracy config")
     entry = data["models"][0]
     for i, launcher in enumerate(entry["launchers"]):
         adapter = launcher["adapter"]
@@ -131,6 +135,13 @@ def load_accuracy_config(path: Path) -> AccuracyConfig:
         kinds = {METRIC_DATASETS[m.type] for m in metrics}
         if len(kinds) > 1:
             raise EvaluateError(f"{path}: models[0].datasets[{d}]: metrics mix WIDER and LFW metrics")
+        for i, launcher in enumerate(launchers):
+            if ADAPTER_DATASETS[launcher.adapter.type] not in kinds:
+                line = lines.get(("models", 0, "datasets", d), 1)
+                raise EvaluateError(f"{path}:{line}: models[0].datasets[{d}] ({ds['name']}) is "
+                                    f"{KIND_WORDS[kinds.pop()]}; launchers[{i}]'s {launcher.adapter.type} adapter "
+                                    f"does not fit it (expected "
+                                    f"{KIND_WORDS[ADAPTER_DATASETS[launcher.adapter.type]].split(' ', 1)[1]})")
         datasets.append(DatasetSpec(ds["name"], resize, tuple(metrics)))
     return AccuracyConfig(Path(path), entry["name"], launchers, tuple(datasets))
 
@@ -148,7 +159,7 @@ def default_definitions() -> Path:
 
 def load_definitions(path: Path) -> dict[str, DatasetDefinition]:
     """Read and validate dataset_definitions.yml; names must be unique."""
-    data, lines = _load(path, "dataset_definitions.schema.json")
+    data, lines = _load(path, "dataset_definitions.schema.json", "dataset definitions")
     out: dict[str, DatasetDefinition] = {}
     for i, d in enumerate(data["datasets"]):
         if d["name"] in out:
@@ -162,5 +173,5 @@ def load_definitions(path: Path) -> dict[str, DatasetDefinition]:
         if d["type"] == "lfw" and ("pairs" in d) == ("generate_pairs_folds" in d):
             raise EvaluateError(f"{path}:{lines.get(('datasets', i), 1)}: datasets[{i}]: give pairs or "
                                 f"generate_pairs_folds (exactly one)")
-        out[d["name"]] = DatasetDefinition(**{k: v for k, v in d.items() if k != "description"})
+        out[d["name"]] = DatasetDefinition(**d)
     return out

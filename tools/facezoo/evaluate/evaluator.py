@@ -23,7 +23,7 @@ from .images import MAX_PIXELS, read_image, to_blob
 from .launchers.base import Launcher
 from .metrics.detection import PRCurve, average_precision, match_image, wider_official_curves
 from .metrics.verification import VerificationResult, pair_distances, verification_accuracy
-from .pipeline import run_inference
+from .pipeline import Progress, run_inference
 from .predictions import load_predictions, save_detections, save_embeddings, write_submission
 from .boxes import xywh_to_corners
 
@@ -60,6 +60,7 @@ class Evaluation:
     hashes: dict[str, str]
     warnings: list[str]
     broken: list[tuple[str, str]]
+    run: dict[str, Any] = field(default_factory=dict)  # what was measured where: model file, precision, machine
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ def detection_metrics(specs: tuple[MetricSpec, ...], images: list[WiderImage], d
 
 def evaluate_wider(launcher: Launcher | None, adapter: dict[str, Any], spec: DatasetSpec,
                    definition: DatasetDefinition, options: RunOptions, meta: dict[str, Any],
-                   progress: Callable[[int], None] | None, warnings: list[str], hashes: dict[str, str],
+                   progress: Progress | None, warnings: list[str], hashes: dict[str, str],
                    timings: dict[str, float]) -> tuple[int, list[MetricResult], dict, list]:
     root = Path(options.dataset_root)
     annotation, text = _checked_file(root, definition.annotation, "annotation", definition.annotation_sha256,
@@ -273,7 +274,7 @@ def evaluate_wider(launcher: Launcher | None, adapter: dict[str, Any], spec: Dat
 
 def evaluate_lfw(launcher: Launcher | None, adapter: dict[str, Any], spec: DatasetSpec,
                  definition: DatasetDefinition, options: RunOptions, meta: dict[str, Any],
-                 progress: Callable[[int], None] | None, warnings: list[str], hashes: dict[str, str],
+                 progress: Progress | None, warnings: list[str], hashes: dict[str, str],
                  timings: dict[str, float], aligner: Launcher | None = None) -> tuple[int, list[MetricResult], dict, list]:
     root = Path(options.dataset_root)
     folder = root / definition.images
@@ -387,7 +388,7 @@ def detect_landmarks(detector: Launcher, image: np.ndarray, path: str) -> np.nda
 
 def evaluate(config: AccuracyConfig, spec: DatasetSpec, definition: DatasetDefinition, launcher: Launcher | None,
              adapter: dict[str, Any], options: RunOptions, model_hashes: dict[str, str],
-             progress: Callable[[int], None] | None = None, aligner: Launcher | None = None) -> Evaluation:
+             progress: Progress | None = None, aligner: Launcher | None = None) -> Evaluation:
     """Run one dataset entry of a model's config."""
     kinds = {METRIC_DATASETS[m.type] for m in spec.metrics}
     if kinds != {definition.type}:

@@ -5,7 +5,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -41,10 +41,19 @@ def prefetch(keys: Iterable[Any], load: Callable[[Any], np.ndarray], workers: in
             yield key, blob
 
 
+class Progress(Protocol):
+    """A progress bar (tqdm's interface): told the total, then advanced per item done."""
+
+    def reset(self, total: int | None = None) -> None: ...
+
+    def update(self, n: int = 1) -> Any: ...
+
+
 def run_inference(launcher: Launcher, keys: list[Any], load: Callable[[Any], np.ndarray],
                   postprocess: Callable[[Any, dict[str, np.ndarray]], Any], skip_broken: bool,
-                  progress: Callable[[int], None] | None = None) -> tuple[dict[Any, Any], list[tuple[Any, str]]]:
-    """Run every key through load -> launcher -> postprocess; results by key, and broken images."""
+                  progress: Progress | None = None) -> tuple[dict[Any, Any], list[tuple[Any, str]]]:
+    """Run every key through load -> launcher -> postprocess; results by key, and broken images.
+    `progress` gets the number of keys as its total and advances once per key inferred."""
     results: dict[Any, Any] = {}
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -57,9 +66,11 @@ def run_inference(launcher: Launcher, keys: list[Any], load: Callable[[Any], np.
             return
         with lock:
             results[key] = value
-        if progress:
-            progress(1)
+        if progress is not None:
+            progress.update(1)
 
+    if progress is not None:
+        progress.reset(total=len(keys))
     broken: list[tuple[Any, str]] | None = [] if skip_broken else None
     requests = getattr(launcher, "requests", 1)
     launcher.infer(prefetch(keys, load, workers=2, ahead=2 * requests + 2, broken=broken), handle)

@@ -1,23 +1,39 @@
-"""One accuracy_check run: resolve files, build the launcher, evaluate, write the reports."""
+"""One accuracy_check run: check every input and output path first, find which dataset the root
+holds, build the launcher, evaluate, and put the reports in place together."""
 from __future__ import annotations
 
 import argparse
+import re
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
-from tqdm import tqdm
+from facezoo.common.cli import on_interrupt
+from facezoo.common.safeio import read_text_limited, regular_input
 
-from .config import AccuracyConfig, default_definitions, load_accuracy_config, load_definitions
+from .config import (AccuracyConfig, DatasetSpec, LauncherSpec, default_definitions, load_accuracy_config,
+                     load_definitions)
+from .dataset_root import FoundDataset, find_dataset
 from .errors import EvaluateError
 from .evaluator import Evaluation, RunOptions, evaluate, sha256_of
-from .report import write_csv, write_html, write_json
+from .outputs import Output, Staging, check_outputs
+from .provenance import cpu, versions
+from .report import csv_text, json_text, write_html
+
+PRECISION = re.compile(r"FP(32|16)(-INT8)?")  # the converter's precision folder names
+DEFAULT_PRECISION = "FP32"
 
 
 def find_model_file(models: Path, name: str, framework: str, precision: str) -> Path:
     """The IR (.xml) or ONNX file of `name` under `models`: the converter's output root
     (public/<name>/...), a model folder, a precision folder, or the file itself."""
     models = Path(models)
-    if models.is_file():
-        return models
+    if models.exists() and not models.is_dir():
+        return regular_input(models, "model file (-m)", EvaluateError)
+    if not models.is_dir():
+        raise EvaluateError(f"{models}: model folder or file (-m) not found")
     if framework == "openvino":
         candidates = [models / "public" / name / precision / f"{name}.xml", models / precision / f"{name}.xml",
                       models / f"{name}.xml"]
@@ -25,10 +41,62 @@ def find_model_file(models: Path, name: str, framework: str, precision: str) -> 
         candidates = [models / "public" / name / f"{name}.onnx", models / f"{name}.onnx",
                       models.parent / f"{name}.onnx"]
     for c in candidates:
-        if c.is_file():
-            return c
+        if c.exists() or c.is_symlink():
+            return regular_input(c, "model file", EvaluateError)
+    if framework == "openvino":
+        other = sorted({p.name for base in (models / "public" / name, models) if base.is_dir()
+                        for p in base.iterdir() if PRECISION.fullmatch(p.name) and (p / f"{name}.xml").exists()})
+        if other:
+            raise EvaluateError(f"{models}: no {precision} IR of {name} (there is {', '.join(other)}): pass "
+                                f"--precision {other[0]}, or convert with omz_converter --precisions {precision}")
     raise EvaluateError(f"{models}: no {'IR' if framework == 'openvino' else 'ONNX'} file of {name} "
                         f"(looked for {', '.join(str(c) for c in candidates)})")
+
+
+def _dataset_spec(config: AccuracyConfig, wanted: str | None) -> DatasetSpec:
+    if not wanted:
+        return config.datasets[0]
+    matching = [d for d in config.datasets if d.name == wanted]
+    if not matching:
+        raise EvaluateError(f"--dataset {wanted}: not a dataset of {config.path} (it has: "
+                            f"{', '.join(d.name for d in config.datasets)})")
+    return matching[0]
+
+
+def _launcher_spec(config: AccuracyConfig, wanted: str | None) -> LauncherSpec:
+    launchers = [l for l in config.launchers if wanted in (None, l.framework)]
+    if not launchers:
+        raise EvaluateError(f"--launcher {wanted}: {config.path} configures no {wanted} launcher (it has: "
+                            f"{', '.join(l.framework for l in config.launchers)})")
+    return launchers[0]
+
+
+def _stored_predictions(paths: list[Path]) -> tuple[tuple[Path, ...], Path | None]:
+    """(files to read, file to write): several paths are shards to merge and must all exist; one
+    path is read when it exists and written otherwise."""
+    present = [p for p in paths if p.exists() or p.is_symlink()]
+    if len(present) == len(paths):
+        return tuple(regular_input(p, "stored predictions", EvaluateError) for p in paths), None
+    if len(paths) == 1:
+        return (), paths[0]
+    missing = [p for p in paths if p not in present]
+    raise EvaluateError(f"{missing[0]}: stored predictions shard not found ({len(missing)} of {len(paths)} "
+                        f"missing); several paths are read and merged, so give existing shards only, "
+                        f"or one new path to write")
+
+
+def _precision(model_file: Path | None, framework: str, given: str | None) -> str | None:
+    """The precision evaluated: the folder an IR file sits in, or --precision."""
+    if model_file is None:
+        return given
+    if framework == "onnxruntime":
+        return "FP32 (ONNX)"
+    folder = model_file.parent.name
+    if PRECISION.fullmatch(folder):
+        if given and given != folder:
+            raise EvaluateError(f"{model_file}: an {folder} IR, but --precision {given} was given")
+        return folder
+    return given or DEFAULT_PRECISION
 
 
 def _launcher(framework: str, path: Path, device: str):
@@ -36,59 +104,137 @@ def _launcher(framework: str, path: Path, device: str):
         from .launchers.openvino import OpenVINOLauncher
         return OpenVINOLauncher(path, device)
     from .launchers.onnxruntime import OnnxRuntimeLauncher
-    return OnnxRuntimeLauncher(path)
+    return OnnxRuntimeLauncher(path, device)
 
 
-def run(args: argparse.Namespace) -> Evaluation:
-    """Evaluate as the command line says; reports are written before returning."""
-    config: AccuracyConfig = load_accuracy_config(args.config)
-    definitions = load_definitions(args.definitions or default_definitions())
-    spec = config.datasets[0]
-    if args.dataset:
-        matching = [d for d in config.datasets if d.name == args.dataset]
-        if not matching:
-            raise EvaluateError(f"{args.config}: no dataset {args.dataset!r} (it has: "
-                                f"{', '.join(d.name for d in config.datasets)})")
-        spec = matching[0]
+def _dataset_files(found: FoundDataset) -> tuple[list[Path], list[Path]]:
+    """(input files, input folders) of the dataset: outputs must not land on or in them."""
+    d, root = found.definition, found.root
+    files = [root / rel for rel in (d.annotation, d.pairs, d.landmarks) if rel]
+    folders = [root / rel for rel in (d.images, d.ground_truth) if rel]
+    return files, folders
+
+
+def _run_record(args: argparse.Namespace, config: AccuracyConfig, definitions_path: Path, found: FoundDataset,
+                spec: DatasetSpec, precision: str | None, model_file: Path | None, launcher, hashes: dict) -> dict:
+    """What was measured, with what, where: recorded with every result."""
+    record = {
+        "model": config.model, "precision": precision,
+        "model_file": str(model_file.absolute()) if model_file else None,
+        "model_file_sha256": hashes.get("model"),
+        "weights_file": str(model_file.with_suffix(".bin").absolute()) if model_file and model_file.suffix == ".xml"
+        else None,
+        "weights_sha256": hashes.get("model weights"),
+        "device": args.target_device, "inference_precision": getattr(launcher, "inference_precision", None),
+        "dataset": found.definition.name, "dataset_root": str(found.root.absolute()),
+        "dataset_images": found.images, "dataset_pairs": found.pairs, "subsample_size": args.subsample_size,
+        "references": spec.name,
+        "config": str(Path(args.config).absolute()), "definitions": str(Path(definitions_path).absolute()),
+        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(), "cpu": cpu(),
+    }
+    return record
+
+
+def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Evaluation:
+    """Evaluate as the command line says; the reports are in place before returning. Every input
+    and output is checked before the model is compiled; `notify` gets the dataset found."""
+    began = time.perf_counter()
+    config = load_accuracy_config(args.config)
+    definitions_path = Path(args.definitions or default_definitions())
+    definitions = load_definitions(definitions_path)
+    spec = _dataset_spec(config, args.dataset)
     if spec.name not in definitions:
-        raise EvaluateError(f"dataset {spec.name!r} is not in the dataset definitions "
-                            f"({', '.join(sorted(definitions))})")
-    launchers = config.launchers
-    if args.launcher:
-        launchers = tuple(l for l in launchers if l.framework == args.launcher)
-        if not launchers:
-            raise EvaluateError(f"{args.config}: no {args.launcher} launcher configured")
-    chosen = launchers[0]
-    options = RunOptions(Path(args.source), args.subsample_size, args.skip_broken, args.strict,
-                         tuple(args.stored_predictions), args.submission_dir,
-                         max_image_pixels=args.max_image_pixels)
-    reuse = bool(options.stored_predictions) and all(p.is_file() for p in options.stored_predictions)
-    launcher, hashes = None, {}
-    if args.models is None and not reuse:
+        raise EvaluateError(f"dataset {spec.name!r} of {args.config} is not in the dataset definitions "
+                            f"{definitions_path} ({', '.join(sorted(definitions))})")
+    chosen = _launcher_spec(config, args.launcher)
+    found = find_dataset(definitions, spec.name, Path(args.source))
+    size = found.pairs if found.pairs is not None else found.images
+    if args.subsample_size and args.subsample_size > size:
+        raise EvaluateError(f"--subsample_size {args.subsample_size}: {found.definition.name} in {found.root} has "
+                            f"only {size:,} {'pairs' if found.pairs is not None else 'images'}")
+    if found.definition.name != spec.name:  # the references were measured on another dataset
+        spec = replace(spec, metrics=tuple(replace(m, reference=None, threshold=None) for m in spec.metrics))
+    if args.submission_dir and found.definition.type != "wider":
+        raise EvaluateError(f"--submission_dir: {found.definition.name} is an LFW dataset; only WIDER FACE has "
+                            f"a submission format")
+    read_predictions, write_predictions = _stored_predictions(list(args.stored_predictions))
+    if args.models is None and not read_predictions:
         raise EvaluateError("give the converted model with -m (or existing --stored_predictions)")
+    model_file = None
+    hashes: dict[str, str] = {}
+    inputs = [Path(args.config), definitions_path, *read_predictions]
     if args.models is not None:
-        path = find_model_file(args.models, config.model, chosen.framework, args.precision)
-        hashes["model"] = sha256_of(path)
-        if path.suffix == ".xml":
-            hashes["model weights"] = sha256_of(path.with_suffix(".bin"))
-        if not reuse:
-            launcher = _launcher(chosen.framework, path, args.target_device)
+        model_file = find_model_file(args.models, config.model, chosen.framework,
+                                     args.precision or DEFAULT_PRECISION)
+        inputs.append(model_file)
+        if model_file.suffix == ".xml":
+            inputs.append(regular_input(model_file.with_suffix(".bin"), "IR weights (.bin beside the .xml)",
+                                        EvaluateError))
+    precision = _precision(model_file, chosen.framework, args.precision)
+    if args.aligner_model:
+        inputs += [regular_input(args.aligner_model, "--aligner_model IR", EvaluateError),
+                   regular_input(Path(args.aligner_model).with_suffix(".bin"), "--aligner_model IR weights (.bin)",
+                                 EvaluateError)]
+    dataset_files, dataset_folders = _dataset_files(found)
+    outputs = [Output(flag, Path(path), folder) for flag, path, folder in (
+        ("--json_result", args.json_result, False), ("--csv_result", args.csv_result, False),
+        ("--stored_predictions", write_predictions, False), ("--report", args.report, True),
+        ("--submission_dir", args.submission_dir, True)) if path is not None]
+    check_outputs(outputs, inputs + dataset_files, dataset_folders)
+    config_text = read_text_limited(args.config, 1 << 20, "accuracy config", EvaluateError)
+    for name, path in (("model", model_file), ("model weights", model_file and model_file.with_suffix(".bin"))):
+        if path is not None and path.exists():
+            hashes[name] = sha256_of(path)
+    launcher = None
+    if model_file is not None and not read_predictions:
+        launcher = _launcher(chosen.framework, model_file, args.target_device)
     aligner = None
     if args.aligner_model:
         from .launchers.openvino import OpenVINOLauncher
         aligner = OpenVINOLauncher(args.aligner_model, args.target_device)
-    bar = None if args.no_progress or reuse else tqdm(desc=f"{config.model} on {spec.name}", unit="img",
-                                                      leave=False)
+    record = _run_record(args, config, definitions_path, found, spec, precision, model_file, launcher, hashes)
+    counted = f"{found.images:,} images" + (f", {found.pairs:,} pairs" if found.pairs is not None else "")
+    notify(f"dataset {found.definition.name}: {counted} in {found.root}"
+           + (f" ({found.definition.description})" if found.definition.description else ""))
+    if found.definition.name != record["references"]:
+        notify(f"the config's references were measured on {record['references']}, not on "
+               f"{found.definition.name}: metrics are reported without a verdict")
+        record["references"] = None
+    return _evaluate_and_write(args, config, spec, found, chosen, launcher, aligner, hashes, record,
+                               read_predictions, write_predictions, config_text, began)
+
+
+def _evaluate_and_write(args, config, spec, found, chosen, launcher, aligner, hashes, record, read_predictions,
+                        write_predictions, config_text, began) -> Evaluation:
+    staging = Staging()
+    bar = None
     try:
-        result = evaluate(config, spec, definitions[spec.name], launcher, chosen.adapter.options, options, hashes,
-                          bar.update if bar is not None else None, aligner)
-    finally:
+        stored = read_predictions or ((staging.file(write_predictions),) if write_predictions else ())
+        options = RunOptions(found.root, args.subsample_size, args.skip_broken, args.strict, stored,
+                             staging.folder(args.submission_dir) if args.submission_dir else None,
+                             max_image_pixels=args.max_image_pixels)
+        if not (args.no_progress or read_predictions):
+            from tqdm import tqdm
+            bar = tqdm(desc=f"{config.model} on {found.definition.name}", unit="img", leave=False,
+                       delay=0.5)
+            forget = on_interrupt(bar.close)
+        result = evaluate(config, spec, found.definition, launcher, chosen.adapter.options, options, hashes,
+                          bar, aligner)
         if bar is not None:
             bar.close()
-    if args.json_result:
-        write_json(args.json_result, result)
-    if args.csv_result:
-        write_csv(args.csv_result, result)
-    if args.report:
-        write_html(args.report, result, Path(args.config).read_text())
+            forget()
+        record["images_evaluated"] = result.images
+        record["wall_s"] = round(time.perf_counter() - began, 3)
+        result.run = record
+        if args.json_result:
+            staging.text(args.json_result, json_text(result))
+        if args.csv_result:
+            staging.text(args.csv_result, csv_text(result))
+        if args.report:
+            write_html(staging.folder(args.report), result, config_text)
+        staging.commit()
+    except BaseException:
+        staging.discard()
+        raise
     return result

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from facezoo.common.safeio import regular_input
+
 from ..errors import EvaluateError
 from .base import Handler, InputInfo
 
@@ -14,11 +16,12 @@ from .base import Handler, InputInfo
 class OnnxRuntimeLauncher:
     """One CPU session; requests run one after another, each using the session's threads."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, device: str = "CPU"):
         import onnxruntime as ort
 
-        if not Path(path).is_file():
-            raise EvaluateError(f"{path}: ONNX model not found (omz_converter writes <out>/public/<name>/<name>.onnx)")
+        if device != "CPU":
+            raise EvaluateError(f"--target_device {device}: the onnxruntime launcher runs on CPU only")
+        regular_input(path, "ONNX model (omz_converter writes <out>/public/<name>/<name>.onnx)", EvaluateError)
         options = ort.SessionOptions()
         options.log_severity_level = 3  # not the notices about initializers its own BatchNorm folding freed
         try:
@@ -30,6 +33,7 @@ class OnnxRuntimeLauncher:
             raise EvaluateError(f"{path}: expected one image input, the model has {len(inputs)}")
         self.input = InputInfo(inputs[0].name, tuple(int(d) for d in inputs[0].shape))
         self.outputs = [o.name for o in self.session.get_outputs()]
+        self.inference_precision = "f32"
         self.description = f"onnxruntime {ort.__version__} CPU"
 
     def infer(self, items: Iterable[tuple[Any, np.ndarray]], handle: Handler) -> None:

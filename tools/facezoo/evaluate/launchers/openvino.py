@@ -7,8 +7,25 @@ from typing import Any
 
 import numpy as np
 
+from facezoo.common.safeio import regular_input
+
 from ..errors import EvaluateError
 from .base import Handler, InputInfo
+
+VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")  # take a list of real devices after a colon
+
+
+def check_device(device: str, available: list[str]) -> None:
+    """Refuse a --target_device OpenVINO cannot run here, naming the devices it has."""
+    virtual, colon, listed = device.partition(":")
+    names = listed.split(",") if colon else ([] if device in VIRTUAL_DEVICES else [device])
+    unknown: str | None = device if colon and (virtual not in VIRTUAL_DEVICES or not all(names)) else None
+    if unknown is None:
+        bases = {a.split(".")[0] for a in available}
+        unknown = next((n for n in names if n not in available and n not in bases), None)
+    if unknown is not None:
+        raise EvaluateError(f"--target_device {device}: {unknown!r} is not an OpenVINO device on this machine "
+                            f"(available: {', '.join(available + list(VIRTUAL_DEVICES))})")
 
 
 class OpenVINOLauncher:
@@ -17,9 +34,11 @@ class OpenVINOLauncher:
     def __init__(self, xml: Path, device: str = "CPU"):
         import openvino as ov
 
-        if not Path(xml).is_file() or not Path(xml).with_suffix(".bin").is_file():
-            raise EvaluateError(f"{xml}: IR not found (need the .xml and its .bin; run omz_converter)")
+        regular_input(xml, "IR (.xml)", EvaluateError)
+        regular_input(Path(xml).with_suffix(".bin"), "IR weights (.bin beside the .xml; run omz_converter)",
+                      EvaluateError)
         core = ov.Core()
+        check_device(device, list(core.available_devices))
         config = {"PERFORMANCE_HINT": "THROUGHPUT"}
         if device.startswith("CPU"):
             # the CPU plugin otherwise runs bf16 where the CPU supports it: results would depend on the CPU
@@ -37,7 +56,12 @@ class OpenVINOLauncher:
         # twice the device's number: its streams then have the next image queued while this thread
         # post-processes a finished one, instead of idling until the request is started again
         self.requests = 2 * int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        self.description = f"openvino {ov.__version__} {device} f32 x{self.requests} requests"
+        try:
+            hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+            self.inference_precision = hint.to_string() if hasattr(hint, "to_string") else str(hint)
+        except RuntimeError:  # a device without the property
+            self.inference_precision = config.get("INFERENCE_PRECISION_HINT", "device default")
+        self.description = f"openvino {ov.__version__} {device} {self.inference_precision} x{self.requests} requests"
 
     def infer(self, items: Iterable[tuple[Any, np.ndarray]], handle: Handler) -> None:
         """Round-robin over the infer requests: while one waits for its result, the others run.
