@@ -17,7 +17,7 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[1]
 PACKAGE = PROJECT / "tools" / "facezoo"
 LEFTOVERS = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "out", "*.egg-info", "__pycache__",
-                                   ".pytest_cache", "*.pyc")
+                                   ".pytest_cache", ".hypothesis", "*.pyc")
 
 
 @pytest.fixture(scope="module")
