@@ -4,8 +4,8 @@ A ```bash block whose previous line is `<!-- walkthrough -->` is part of the wal
 blocks run in README order, in one bash with `set -euo pipefail`, at the root of a fresh `git clone`
 of the project (tracked files only, with the working tree's uncommitted changes to them applied, so
 untracked files cannot help) placed beside a `shared` link to the real ../shared. The first failing
-block is named with its heading. PATH keeps no directory holding a facezoo command, and no facezoo
-variable is inherited, so a README step that forgets `.venv/bin/` or an `export` fails here too.
+block is named with its heading. A bare facezoo command (without `.venv/bin/`) fails, and no facezoo
+variable is inherited, so a README step that forgets the prefix or an `export` fails here too.
 """
 from __future__ import annotations
 
@@ -81,11 +81,16 @@ def run_blocks(blocks: list[Block], cwd: Path, env: dict[str, str], timeout: flo
     return proc.returncode, proc.stdout, failed
 
 
-def clean_environment() -> dict[str, str]:
-    """os.environ without facezoo variables, and PATH without any folder holding a facezoo command."""
+def clean_environment(shadow: Path) -> dict[str, str]:
+    """os.environ without facezoo variables, and PATH led by `shadow`, a new folder where each facezoo
+    command, called without its .venv/bin/ prefix, fails with a message saying so."""
+    shadow.mkdir(parents=True, exist_ok=True)
+    for name in SCRIPTS:
+        script = shadow / name
+        script.write_text(f"#!/bin/sh\necho 'README: {name} called without .venv/bin/' >&2\nexit 127\n")
+        script.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in INHERITED_VARIABLES}
-    env["PATH"] = os.pathsep.join(d for d in env.get("PATH", "").split(os.pathsep)
-                                  if d and not any((Path(d) / name).exists() for name in SCRIPTS))
+    env["PATH"] = os.pathsep.join([str(shadow), env.get("PATH", "")])
     return env
 
 
@@ -145,9 +150,17 @@ def test_a_failing_block_stops_the_run_and_is_named(tmp_path):
     blocks = [Block("one", 1, "touch first\n", True),
               Block("two", 2, "python3 -c 'import argparse; argparse.ArgumentParser().parse_args()' --renamed\n", True),
               Block("three", 3, "touch third\n", True)]
-    status, output, failed = run_blocks(blocks, cwd, clean_environment(), timeout=60)
+    status, output, failed = run_blocks(blocks, cwd, clean_environment(tmp_path / "bin"), timeout=60)
     assert status != 0 and failed is blocks[1], output
     assert (cwd / "first").exists() and not (cwd / "third").exists()
+
+
+def test_a_bare_facezoo_command_fails(tmp_path):
+    """Without the .venv/bin/ prefix, a README step fails even where facezoo is on PATH."""
+    (tmp_path / "clone").mkdir()
+    status, output, failed = run_blocks([Block("bare", 1, "omz_downloader --print_all\n", True)], tmp_path / "clone",
+                                        clean_environment(tmp_path / "bin"), timeout=60)
+    assert status == 127 and "without .venv/bin/" in output
 
 
 def test_the_walkthrough_runs_from_a_fresh_clone(tmp_path):
@@ -163,6 +176,6 @@ def test_the_walkthrough_runs_from_a_fresh_clone(tmp_path):
         subprocess.run(["git", "-C", str(clone), "apply", "--whitespace=nowarn"], input=diff, check=True)
     (tmp_path / "shared").symlink_to(SHARED)
     blocks = [b for b in bash_blocks((clone / "README.md").read_text(encoding="utf-8")) if b.walkthrough]
-    status, output, failed = run_blocks(blocks, clone, clean_environment(), timeout=1200)
+    status, output, failed = run_blocks(blocks, clone, clean_environment(tmp_path / "bin"), timeout=1200)
     where = f"block {failed.name}:\n{failed.text}" if failed else "after the last block"
     assert status == 0, f"the README walk-through failed (exit {status}) in {where}\n--- output ---\n{output[-6000:]}"
