@@ -10,7 +10,7 @@ import pytest
 from conftest import shared_path
 from facezoo.convert import ConvertError, convert_model
 from facezoo.convert.mxnet.ndarray_file import read_ndarray_file, write_ndarray_file
-from facezoo.convert.mxnet.symbol import read_symbol
+from facezoo.convert.mxnet.symbol import Node, read_symbol
 from facezoo.convert.ops import mxnet_reshape
 from facezoo.convert.to_onnx import mxnet_to_onnx
 from facezoo.convert.check import verify_converted
@@ -53,11 +53,14 @@ def test_truncated_params(tmp_path):
         read_ndarray_file(tmp_path / "t.params")
 
 
-def test_lying_header_is_refused_without_a_giant_allocation(tmp_path):
+@pytest.mark.parametrize("rows,message", [
+    (10**6, r"claims 16000000 bytes at byte 64 but only 85 remain"),  # more than the file holds
+    (10**12, r"claims shape \(1000000000000, 4\), larger than any \.params file can hold")])
+def test_lying_header_is_refused_without_a_giant_allocation(tmp_path, rows, message):
     data = bytearray(_valid(tmp_path))
-    struct.pack_into("<q", data, 24 + 12, 10**12)  # first dimension claims a trillion rows
+    struct.pack_into("<q", data, 24 + 12, rows)  # the first dimension lies
     (tmp_path / "l.params").write_bytes(bytes(data))
-    with pytest.raises(ConvertError, match="claims 16000000000000 bytes"):
+    with pytest.raises(ConvertError, match=message):
         read_ndarray_file(tmp_path / "l.params")
 
 
@@ -79,7 +82,7 @@ def test_not_a_params_file(tmp_path):
     ((2, 3, 4), (0, -1), (2, 12)), ((2, 3, 4), (-3, 0), (6, 4)), ((2, 3, 4), (-2,), (2, 3, 4)),
     ((2, 12, 5), (0, -4, 3, -1, 0), (2, 3, 4, 5)), ((1, 4, 20, 20), (0, 2, -1, 0), (1, 2, 40, 20))])
 def test_mxnet_reshape_special_values(src, spec, out):
-    assert mxnet_reshape(src, spec, None) == out
+    assert mxnet_reshape(src, spec, Node(1, "Reshape", "r", {}, ((0, 0),))) == out
 
 
 def _bn_graph(tmp_path, fix_gamma: str | None):

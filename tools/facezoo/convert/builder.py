@@ -1,33 +1,39 @@
 """An ONNX graph under construction, with the static shape of every tensor and a FLOP count."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .errors import ConvertError
-from .mxnet.symbol import Node, parse_value
+from .mxnet.symbol import Node
+
+MAX_ELEMENTS = 2**31 - 1  # per tensor; a 640x640 RetinaFace-R50's largest holds 6.6 million
 
 
 class Attrs:
-    """A node's attribute strings, parsed on demand."""
+    """A node's attributes, already parsed and checked (`attributes.node_attributes`); MXNet's
+    "None" and an absent attribute both give the default."""
 
-    def __init__(self, node: Node):
+    def __init__(self, node: Node, values: dict):
         self.node = node
+        self.values = values
 
     def get(self, key: str, default=None):
-        return parse_value(self.node.attrs[key]) if key in self.node.attrs else default
+        value = self.values.get(key)
+        return default if value is None else value
 
     def ints(self, key: str, default: tuple = ()) -> tuple[int, ...]:
         value = self.get(key, default)
-        if value is None or value == ():
-            return tuple(default)
-        return tuple(int(v) for v in (value if isinstance(value, tuple) else (value,)))
+        return value if isinstance(value, tuple) else (value,)
 
     def require(self, key: str):
-        if key not in self.node.attrs:
+        value = self.values.get(key)
+        if value is None:
             raise ConvertError(f"node '{self.node.name}' ({self.node.op}): attribute '{key}' is required")
-        return self.get(key)
+        return value
 
 
 class GraphBuilder:
@@ -40,6 +46,10 @@ class GraphBuilder:
         self.flops = 0
         self._names: set[str] = set()
 
+    def reserve(self, names) -> None:
+        """Names that generated tensors must not take (the graph's own node names)."""
+        self._names.update(names)
+
     def fresh(self, hint: str) -> str:
         name, i = hint, 0
         while name in self._names or name in self.shapes:
@@ -48,8 +58,9 @@ class GraphBuilder:
         self._names.add(name)
         return name
 
-    def const(self, hint: str, value: np.ndarray) -> str:
-        name = self.fresh(hint)
+    def const(self, hint: str, value: np.ndarray, exact: bool = False) -> str:
+        """A constant tensor named `hint` (exactly, for a graph's own parameter) or a fresh variant."""
+        name = hint if exact else self.fresh(hint)
         value = np.asarray(value)
         self.constants[name] = value
         self.shapes[name] = tuple(value.shape)
@@ -58,6 +69,9 @@ class GraphBuilder:
     def add(self, op_type: str, inputs: list[str], shape: tuple[int, ...], name: str | None = None,
             output: str | None = None, **attrs) -> str:
         out = output or self.fresh(name or op_type.lower())
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise ConvertError(f"tensor '{out}' ({op_type}) would have shape {tuple(shape)}: more than "
+                               f"{MAX_ELEMENTS:,} elements")
         self._names.add(out)
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=self.fresh(f"{out}/{op_type}"), **attrs))
         self.shapes[out] = tuple(int(d) for d in shape)

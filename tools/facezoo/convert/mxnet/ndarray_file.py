@@ -8,10 +8,13 @@ type and id, an int32 dtype flag and the raw data.
 """
 from __future__ import annotations
 
+import math
 import struct
 from pathlib import Path
 
 import numpy as np
+
+from facezoo.common.safeio import read_bytes_limited
 
 from ..errors import ConvertError
 
@@ -20,6 +23,7 @@ V1_MAGIC, V2_MAGIC, V3_MAGIC = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
 DTYPES = {0: np.float32, 1: np.float64, 2: np.float16, 3: np.uint8, 4: np.int32, 5: np.int8, 6: np.int64,
           7: np.bool_}
 MAX_NDIM = 32
+MAX_PARAMS_BYTES = 2 << 30  # ONNX (protobuf) files cannot exceed 2 GiB
 
 
 class _Reader:
@@ -67,48 +71,65 @@ def _read_array(r: _Reader, index: int) -> np.ndarray:
         return np.zeros((0,), np.float32)
     if any(d < 0 for d in shape):
         raise ConvertError(f"{r.path}: {what} has a negative dimension in shape {shape}")
+    if math.prod(max(d, 1) for d in shape) > MAX_PARAMS_BYTES:
+        raise ConvertError(f"{r.path}: {what} claims shape {shape}, larger than any .params file can hold "
+                           f"(corrupt header)")
     r.take("<ii", f"{what} context")
     flag = r.take("<i", f"{what} dtype")
     if flag not in DTYPES:
         raise ConvertError(f"{r.path}: {what} has unknown dtype flag {flag} (known: {sorted(DTYPES)})")
     dtype = np.dtype(DTYPES[flag])
-    count = 1
-    for d in shape:
-        count *= d
-    raw = r.bytes(count * dtype.itemsize, f"{what} data of shape {shape} ({dtype})")
+    raw = r.bytes(math.prod(shape) * dtype.itemsize, f"{what} data of shape {shape} ({dtype})")
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
 def read_ndarray_file(path: Path) -> dict[str, np.ndarray]:
-    """Every named array of a `.params` file (names keep their `arg:`/`aux:` prefixes)."""
+    """Every named array of a `.params` file (names keep their `arg:`/`aux:` prefixes). FIFOs and
+    devices are refused unread; so are files over 2 GiB, the most a single ONNX file can hold."""
     path = Path(path)
-    try:
-        data = memoryview(path.read_bytes())
-    except OSError as exc:
-        raise ConvertError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    r = _Reader(data, path)
+    data = read_bytes_limited(path, MAX_PARAMS_BYTES, ".params file", ConvertError)
+    return parse_ndarray_bytes(data, path)
+
+
+def parse_ndarray_bytes(data: bytes, path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a `.params` file's bytes, checked: every declared size fits in the bytes
+    present, names are unique UTF-8, float arrays are finite. `path` is only used in messages."""
+    path = Path(path)
+    r = _Reader(memoryview(data), path)
     magic, _reserved = r.take("<QQ", "file header")
     if magic != LIST_MAGIC:
         raise ConvertError(f"{path}: not an MXNet NDArray file (magic {magic:#x}, expected {LIST_MAGIC:#x})")
     count = r.take("<Q", "array count")
     if count > len(data) // 16:
         raise ConvertError(f"{path}: header claims {count} arrays, more than the file can hold")
-    arrays = []
-    for i in range(count):
-        try:
-            arrays.append(_read_array(r, i))
-        except ConvertError as exc:
-            raise ConvertError(str(exc)) from None
+    arrays = [_read_array(r, i) for i in range(count)]
     n_names = r.take("<Q", "name count")
     if n_names != count:
         raise ConvertError(f"{path}: {count} arrays but {n_names} names; a checkpoint names every array")
-    names = []
+    named: dict[str, np.ndarray] = {}
+    first: dict[str, int] = {}
     for i in range(n_names):
         length = r.take("<Q", f"name #{i} length")
-        names.append(bytes(r.bytes(length, f"name #{i}")).decode("utf-8", "replace"))
+        raw = bytes(r.bytes(length, f"name #{i}"))
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConvertError(f"{path}: name #{i} is not UTF-8 text ({raw[:40]!r})") from None
+        if not name:
+            raise ConvertError(f"{path}: name #{i} is empty")
+        if name in first:
+            raise ConvertError(f"{path}: name '{name}' is given to arrays #{first[name]} and #{i}; names must "
+                               f"be unique")
+        first[name] = i
+        named[name] = arrays[i]
     if r.pos != len(data):
         raise ConvertError(f"{path}: {len(data) - r.pos} unexpected bytes after the last name")
-    return dict(zip(names, arrays))
+    for name, array in named.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = int(np.count_nonzero(~np.isfinite(array)))
+            raise ConvertError(f"{path}: array '{name}' holds {bad} NaN or infinite value(s); weights must be "
+                               f"finite")
+    return named
 
 
 def write_ndarray_file(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -1,12 +1,22 @@
-"""MXNet symbol JSON (`*-symbol.json`): nodes, their inputs and attributes, the graph's heads."""
+"""MXNet symbol JSON (`*-symbol.json`): nodes, their inputs and attributes, the graph's heads.
+
+The reader checks the graph's structure before anything is built from it: every field has its
+type, node names are unique, a node's inputs are earlier nodes (so the graph has no cycle),
+`heads` is a non-empty list of existing nodes. What an operator's attributes must hold is checked
+later, per operator (`convert/attributes.py`).
+"""
 from __future__ import annotations
 
-import ast
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from facezoo.common.safeio import read_text_limited
+
 from ..errors import ConvertError
+
+MAX_SYMBOL_BYTES = 64 << 20  # real symbol files are 20 KB - 1 MB
+MAX_OUTPUT_INDEX = 1 << 16  # no MXNet operator has more outputs
 
 
 @dataclass(frozen=True)
@@ -31,52 +41,100 @@ class Symbol:
 
 
 def read_symbol(path: Path) -> Symbol:
-    """Parse a symbol JSON in the MXNet 0.9 (`attr`/`param`) or 1.x (`attrs`) layout."""
+    """Read and check a symbol JSON (MXNet 0.9 `attr`/`param` or 1.x `attrs` layout). FIFOs, devices
+    and files over 64 MiB are refused unread."""
+    path = Path(path)
+    text = read_text_limited(path, MAX_SYMBOL_BYTES, "symbol JSON", ConvertError)
+    return parse_symbol(text, path)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _entry(value, where: str, count: int, before: int | None = None) -> tuple[int, int]:
+    """A [node, output(, version)] reference, checked against the node count (or, for inputs,
+    against the referring node's own index `before`)."""
+    if not isinstance(value, list) or len(value) not in (2, 3) or not all(_is_int(v) for v in value):
+        raise ConvertError(f"{where} must be [node, output] or [node, output, version] with integers, "
+                           f"found {json.dumps(value)[:60]}")
+    node, output = value[0], value[1]
+    if not 0 <= node < count:
+        raise ConvertError(f"{where} refers to node {node}, which does not exist (the file has {count} nodes)")
+    if before is not None and node == before:
+        raise ConvertError(f"{where} refers to the node itself (a cycle)")
+    if before is not None and node > before:
+        raise ConvertError(f"{where} refers to node {node}, which comes later: nodes must be listed inputs first "
+                           f"(a cycle, or a corrupt file)")
+    if not 0 <= output < MAX_OUTPUT_INDEX:
+        raise ConvertError(f"{where} names output {output} of node {node}; expected 0 <= output < "
+                           f"{MAX_OUTPUT_INDEX}")
+    return node, output
+
+
+def _node(raw, i: int, count: int, where_file: str) -> Node:
+    where = f"{where_file}: nodes[{i}]"
+    if not isinstance(raw, dict):
+        raise ConvertError(f"{where}: expected an object with 'op', 'name' and 'inputs'")
+    for key in ("op", "name"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise ConvertError(f"{where}: '{key}' must be a non-empty string")
+    where = f"{where} ({raw['name']})"
+    attrs = {}
+    present = [k for k in ("attrs", "attr", "param") if k in raw]
+    for key in present:
+        value = raw[key]
+        if not isinstance(value, dict):
+            raise ConvertError(f"{where}: '{key}' must be an object of strings")
+        for name, text in value.items():
+            if not isinstance(text, str):
+                raise ConvertError(f"{where}: attribute '{name}' must be a string (MXNet writes \"{name}\": "
+                                   f"\"...\"), found {type(text).__name__}")
+            if name in attrs and attrs[name] != text:
+                raise ConvertError(f"{where}: attribute '{name}' has two different values ({', '.join(present)})")
+            attrs[name] = text
+    inputs = raw.get("inputs", [])
+    if not isinstance(inputs, list):
+        raise ConvertError(f"{where}: 'inputs' must be a list")
+    refs = tuple(_entry(e, f"{where}: inputs[{j}]", count, before=i) for j, e in enumerate(inputs))
+    if raw["op"] == "null" and refs:
+        raise ConvertError(f"{where}: a variable (op 'null') cannot have inputs")
+    return Node(i, raw["op"], raw["name"], attrs, refs)
+
+
+def parse_symbol(text: str, path: Path) -> Symbol:
+    """Parse symbol JSON text; `path` is only used in messages."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConvertError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConvertError(f"{path}: not valid JSON: {exc}") from None
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ConvertError(f"{path}: JSON nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, integers with thousands of digits
+        raise ConvertError(f"{path}: not valid JSON: {' '.join(str(exc).split())[:200]}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list) or "heads" not in doc:
-        raise ConvertError(f"{path}: not an MXNet symbol file (expected 'nodes' and 'heads')")
+        raise ConvertError(f"{path}: not an MXNet symbol file (expected an object with 'nodes' and 'heads')")
     raw_nodes = doc["nodes"]
-    nodes = []
-    for i, raw in enumerate(raw_nodes):
-        where = f"{path}: nodes[{i}]"
-        if not isinstance(raw, dict) or "op" not in raw or "name" not in raw:
-            raise ConvertError(f"{where}: expected an object with 'op' and 'name'")
-        attrs = raw.get("attrs") or raw.get("attr") or raw.get("param") or {}
-        inputs = []
-        for j, entry in enumerate(raw.get("inputs", [])):
-            if not isinstance(entry, list) or len(entry) < 2 or not all(isinstance(v, int) for v in entry[:2]):
-                raise ConvertError(f"{where} ({raw['name']}): inputs[{j}] must be [node, output, version]")
-            if not 0 <= entry[0] < i:
-                raise ConvertError(f"{where} ({raw['name']}): inputs[{j}] refers to node {entry[0]}, which "
-                                   f"{'does not exist' if entry[0] >= len(raw_nodes) or entry[0] < 0 else 'comes later'}")
-            inputs.append((entry[0], entry[1]))
-        nodes.append(Node(i, raw["op"], raw["name"], {k: str(v) for k, v in attrs.items()}, tuple(inputs)))
-    heads = []
-    for j, entry in enumerate(doc["heads"]):
-        if not isinstance(entry, list) or len(entry) < 2 or not 0 <= entry[0] < len(nodes):
-            raise ConvertError(f"{path}: heads[{j}] refers to a node that does not exist")
-        heads.append((entry[0], entry[1]))
-    return Symbol(tuple(nodes), tuple(heads), tuple(doc.get("arg_nodes", [])), path)
-
-
-def parse_value(text: str):
-    """An attribute string as a Python value: '(3, 3)' -> (3, 3), 'True' -> True, '0.5' -> 0.5, 'None' -> None."""
-    text = text.strip()
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered == "none":
-        return None
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-    if isinstance(value, list):
-        value = tuple(value)
-    return value
+    if not raw_nodes:
+        raise ConvertError(f"{path}: 'nodes' is empty")
+    nodes = tuple(_node(raw, i, len(raw_nodes), str(path)) for i, raw in enumerate(raw_nodes))
+    seen: dict[str, int] = {}
+    for node in nodes:
+        if node.name in seen:
+            raise ConvertError(f"{path}: nodes[{node.index}]: name '{node.name}' is also the name of "
+                               f"nodes[{seen[node.name]}]; node names must be unique")
+        seen[node.name] = node.index
+    if not isinstance(doc["heads"], list) or not doc["heads"]:
+        raise ConvertError(f"{path}: 'heads' must be a non-empty list of [node, output, version]")
+    heads = tuple(_entry(e, f"{path}: heads[{j}]", len(nodes)) for j, e in enumerate(doc["heads"]))
+    arg_nodes = doc.get("arg_nodes", [])
+    if not isinstance(arg_nodes, list) or not all(_is_int(i) and 0 <= i < len(nodes) for i in arg_nodes):
+        raise ConvertError(f"{path}: 'arg_nodes' must be a list of node indices below {len(nodes)}")
+    for i in arg_nodes:
+        if nodes[i].op != "null":
+            raise ConvertError(f"{path}: arg_nodes lists nodes[{i}] ({nodes[i].name}), which is an operator "
+                               f"({nodes[i].op}), not a variable")
+    return Symbol(nodes, heads, tuple(arg_nodes), path)
