@@ -41,7 +41,9 @@ MAX_FACES = 100_000  # per image; the official val set's largest has 709
 COORDINATE = 9_999_999
 # blur expression illumination invalid occlusion pose: the values the official format uses
 ATTRIBUTE_MAX = (2, 1, 1, 1, 2, 1)
-_ROW = re.compile(r"(-?[0-9]{1,7}) (-?[0-9]{1,7}) ([0-9]{1,7}) ([0-9]{1,7}) "
+# w and h may be negative: the official val ground truth has w = -2 (39_Ice_Skating_iceskiing_39_583);
+# metrics ignore faces without a positive size
+_ROW = re.compile(r"(-?[0-9]{1,7}) (-?[0-9]{1,7}) (-?[0-9]{1,7}) (-?[0-9]{1,7}) "
                   + " ".join(f"([0-{m}])" for m in ATTRIBUTE_MAX))
 FACE_FIELDS = "x y w h blur expression illumination invalid occlusion pose"
 
@@ -56,7 +58,7 @@ def _face_row(line: str, where: str) -> list[int]:
         raise EvaluateError(f"{where}: expected 10 integers ({FACE_FIELDS}), found {len(fields)} fields "
                             f"{shown(line.strip())}")
     # the pattern is the common case; signs, leading zeros and the errors go field by field
-    bounds = [(-COORDINATE, COORDINATE)] * 2 + [(0, COORDINATE)] * 2 + [(0, m) for m in ATTRIBUTE_MAX]
+    bounds = [(-COORDINATE, COORDINATE)] * 4 + [(0, m) for m in ATTRIBUTE_MAX]
     return [integer(token, where, name, low, high)
             for token, name, (low, high) in zip(fields, FACE_FIELDS.split(), bounds)]
 
