@@ -1,7 +1,11 @@
 """accuracy_check end to end on real data from ../shared: download (mirror) -> convert -> evaluate,
 the recorded references, bad inputs, and both mission models wired up on synthetic weights."""
+import csv
+import hashlib
 import json
 import os
+import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +52,26 @@ def test_detector_on_wider_val_dev_meets_its_references(converted, tmp_path):
     assert (tmp_path / "report" / "index.html").is_file() and (tmp_path / "report" / "pr_curves.png").is_file()
     assert len(list((tmp_path / "submission").rglob("*.txt"))) == 200
     assert "omz_ap64" in (tmp_path / "r.csv").read_text()
+    # what was measured: the model file and its hash, precision, dataset, machine, software
+    ir = converted / "public" / "retinaface-mnet025-v1" / "FP32" / "retinaface-mnet025-v1.xml"
+    run = result["run"]
+    assert result["precision"] == run["precision"] == "FP32" and run["model_file"] == str(ir)
+    assert run["model_file_sha256"] == hashlib.sha256(ir.read_bytes()).hexdigest()
+    assert run["dataset"] == "wider_val_dev" and run["dataset_images"] == 200
+    assert run["dataset_root"] == str(wider) and run["config"] == str(config)
+    assert {"facezoo", "openvino", "numpy"} <= set(run["versions"]) and run["cpu"]["model"]
+    assert run["inference_precision"] == "f32" and run["wall_s"] > 0 and isinstance(run["cpu"]["isa"], list)
+    assert f"FP32 on wider_val_dev" in proc.stdout and str(ir) in proc.stdout
+    rows = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert len(rows) == 4 and all(r["precision"] == "FP32" and r["model_file"] == str(ir) for r in rows)
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert str(ir) in page and "FP32" in page and run["model_file_sha256"] in page and "avx" in page
+    # outputs get the modes a plain open() gives under the umask (022 here: 0644 files, 0755 folders)
+    for path in (tmp_path / "report" / "index.html", tmp_path / "r.json", tmp_path / "r.csv", stored,
+                 next((tmp_path / "submission").rglob("*.txt"))):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    assert stat.S_IMODE((tmp_path / "report").stat().st_mode) == 0o755
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     # the stored predictions give exactly the same numbers without running the model
     again = _accuracy_check("-c", config, "-s", wider, "--stored_predictions", stored, "--json_result",
                             tmp_path / "again.json")
@@ -71,9 +95,12 @@ def test_onnxruntime_launcher_agrees_with_openvino(converted, tmp_path):
 def test_recogniser_on_aligned_lfw_pairs_meets_its_references(converted, tmp_path):
     lfw = shared_path("data", "lfw", "lfw_aligned_100pair")
     config = MODELS / "mobileface-identification-v1" / "accuracy-check.yml"
-    proc = _accuracy_check("-c", config, "-m", converted, "-s", lfw.parent, "--json_result", tmp_path / "r.json",
-                           "--report", tmp_path / "report")
+    proc = _tool("facezoo.evaluate.cli", "-c", config, "-m", converted, "-s", lfw.parent,
+                 "--json_result", tmp_path / "r.json", "--report", tmp_path / "report")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # the bar counts inferred images (each face and its mirror image) against their true total
+    counts = [(int(done), int(total)) for done, total in re.findall(r"(\d+)/(\d+) \[", proc.stderr)]
+    assert counts and all(done <= total == 2 * 200 for done, total in counts), counts
     result = json.loads((tmp_path / "r.json").read_text())
     accuracy = result["metrics"][0]
     assert accuracy["name"] == "lfw_accuracy" and accuracy["value"] >= 0.80 and accuracy["pairs"] == 200
@@ -247,3 +274,74 @@ def test_mobilefacenet_arcface_config_runs_on_synthetic_weights(tmp_path):
     accuracy = result["metrics"][0]
     assert accuracy["name"] == "lfw_accuracy" and accuracy["reference"] == 0.995 and accuracy["pairs"] == 40
     assert 0 <= accuracy["value"] <= 1
+
+
+# --- dataset roots: the entry that applies is found from the root's layout and image count ---
+
+def _official_annotation(mat: Path, limit: int | None = None) -> str:
+    """wider_face_val_bbx_gt.txt in the official format, for the images of the official
+    wider_face_val.mat (all 3,226, or the first `limit`)."""
+    from scipy.io import loadmat
+
+    gt = loadmat(str(mat))
+    columns = ("blur", "expression", "illumination", "invalid", "occlusion", "pose")
+    lines, images = [], 0
+    for e, event in enumerate(gt["event_list"][:, 0]):
+        for f, name in enumerate(gt["file_list"][e, 0][:, 0]):
+            boxes = gt["face_bbx_list"][e, 0][f, 0].reshape(-1, 4)
+            attributes = [gt[f"{c}_label_list"][e, 0][f, 0].reshape(-1) for c in columns]
+            lines += [f"{event[0]}/{name[0]}.jpg", str(len(boxes))]
+            lines += [" ".join(str(int(v)) for v in (*box, *(a[i] for a in attributes))) for i, box in enumerate(boxes)]
+            if not len(boxes):
+                lines.append(" ".join(["0"] * 10))
+            images += 1
+            if images == limit:
+                return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
+
+
+def _official_layout(tmp_path: Path, limit: int | None) -> Path:
+    """A root laid out as WIDER FACE is distributed (WIDER_val/images, wider_face_split/,
+    eval_tools/ground_truth/), its images and .mat files linked from ../shared."""
+    dev = shared_path("data", "wider_val_dev")
+    root = tmp_path / "WIDER"
+    (root / "WIDER_val").mkdir(parents=True)
+    (root / "WIDER_val" / "images").symlink_to(dev / "WIDER_val" / "images")
+    (root / "wider_face_split").mkdir()
+    (root / "wider_face_split" / "wider_face_val.mat").symlink_to(dev / "ground_truth" / "wider_face_val.mat")
+    (root / "wider_face_split" / "wider_face_val_bbx_gt.txt").write_text(
+        _official_annotation(dev / "ground_truth" / "wider_face_val.mat", limit))
+    (root / "eval_tools").mkdir()
+    (root / "eval_tools" / "ground_truth").symlink_to(dev / "ground_truth")
+    return root
+
+
+@pytest.mark.parametrize("limit, entry, images", [(None, "wider", 3226), (20, "wider_format", 20)])
+def test_a_wider_root_is_reported_under_the_entry_that_fits_it(converted, tmp_path, limit, entry, images):
+    """The full validation set as distributed is the `wider` entry (3,226 images), any other
+    WIDER-format root the generic `wider_format`; neither gets wider_val_dev's checksum warning
+    nor its references (the config's references were measured on wider_val_dev)."""
+    root = _official_layout(tmp_path, limit)
+    config = MODELS / "retinaface-mnet025-v1" / "accuracy-check.yml"
+    proc = _accuracy_check("-c", config, "-m", converted, "-s", root, "--subsample_size", 4,
+                           "--json_result", tmp_path / "r.json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"dataset {entry}: {images:,} images in {root}" in proc.stdout
+    assert "sha256" not in proc.stderr and "warning" not in proc.stderr, proc.stderr
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["dataset"] == entry and result["run"]["dataset_images"] == images and result["images"] == 4
+    assert all(m["reference"] is None and m["passed"] is None for m in result["metrics"])
+    assert {m["name"] for m in result["metrics"]} >= {"omz_ap64", "wider_official_hard"}
+
+
+def test_the_bundled_subset_is_still_wider_val_dev_when_a_config_names_the_full_set(converted, tmp_path):
+    """retinaface-resnet50's references are for the full set: on the 200-image subset the run
+    says which dataset it found and gives no verdict."""
+    dev = shared_path("data", "wider_val_dev")
+    config = tmp_path / "accuracy-check.yml"
+    config.write_text((MODELS / "retinaface-resnet50" / "accuracy-check.yml").read_text()
+                      .replace("retinaface-resnet50", "retinaface-mnet025-v1"))
+    proc = _accuracy_check("-c", config, "-m", converted, "-s", dev, "--subsample_size", 2)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "dataset wider_val_dev: 200 images" in proc.stdout and "measured on wider, not on wider_val_dev" in proc.stdout
+    assert "OUT OF RANGE" not in proc.stdout and "(no reference)" in proc.stdout

@@ -216,8 +216,7 @@ def _evaluate_and_write(args, config, spec, found, chosen, launcher, aligner, ha
                              max_image_pixels=args.max_image_pixels)
         if not (args.no_progress or read_predictions):
             from tqdm import tqdm
-            bar = tqdm(desc=f"{config.model} on {found.definition.name}", unit="img", leave=False,
-                       delay=0.5)
+            bar = tqdm(desc=f"{config.model} on {found.definition.name}", unit="img", leave=False)
             forget = on_interrupt(bar.close)
         result = evaluate(config, spec, found.definition, launcher, chosen.adapter.options, options, hashes,
                           bar, aligner)
