@@ -27,15 +27,16 @@ class VerifyLine:
 
 
 def verify_converted(model: Model, converted: ConvertedModel, download_dir: Path,
-                     image: np.ndarray | None = None) -> list[VerifyLine]:
-    """Compare every IR with MXNet on noise (and on `image` when given)."""
+                     image: np.ndarray | None = None, workdir: Path | None = None) -> list[VerifyLine]:
+    """Compare every IR with MXNet on noise (and on `image` when given); MXNet's inputs and outputs
+    pass through `workdir` (a temporary folder when None)."""
     symbol, params = source_paths(model, download_dir)
     cases = [("noise", fixed_inputs(model))]
     if image is not None:
         cases.append(("image", fixed_inputs(model, image)))
     lines = []
     for label, raw in cases:
-        reference = mxnet_outputs(model, symbol, params, original_input(model, raw))
+        reference = mxnet_outputs(model, symbol, params, original_input(model, raw), workdir)
         feed = {model.conversion.inputs[0].name: converted_input(model, raw)}
         for precision, xml in converted.ir_paths.items():
             for c in compare(run_ir(xml, feed), reference):

@@ -6,11 +6,17 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tqdm import tqdm
+
 from facezoo.common.cli import ArgumentParser, guarded, run_command
+from facezoo.registry import Model
 from facezoo.registry.arguments import add_model_arguments, selected_models
 
-from .convert import build_onnx, convert_model
+from .convert import BUILD_STEPS, build_onnx, check_model, check_outputs, conversion_steps, convert_model
 from .errors import ConvertError
+from .staging import Staging
+
+VERIFY_STEPS = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,8 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-j", "--jobs", type=int, default=1, help="models converted in parallel")
     parser.add_argument("--dry_run", action="store_true", help="translate and report, write nothing")
     parser.add_argument("--verify", action="store_true",
-                        help="compare each IR with real MXNet (needs $FACEZOO_MXNET_PYTHON)")
-    parser.add_argument("--verify_image", type=Path, help="a photo to verify on, besides random noise")
+                        help="compare each IR with real MXNet (needs $FACEZOO_MXNET_PYTHON, checked before "
+                             "any work)")
+    parser.add_argument("--verify_image", type=Path,
+                        help="with --verify: a photo (at most 64 MiB, 64 megapixels) to verify on, besides "
+                             "random noise")
     return parser
 
 
@@ -37,18 +46,21 @@ def _report(name: str, report, paths: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _one(model, args, precisions, image):
+def _one(model: Model, args: argparse.Namespace, precisions: list[str], image, step) -> tuple[str, bool]:
     if args.dry_run:
-        _, report = build_onnx(model, args.download_dir)
+        _, report = build_onnx(model, args.download_dir, step)
         return _report(model.name + " (dry run: nothing written)", report, []), True
-    converted = convert_model(model, args.download_dir, args.output_dir or args.download_dir, precisions)
+    output_dir = args.output_dir or args.download_dir
+    converted = convert_model(model, args.download_dir, output_dir, precisions, step)
     text = _report(model.name, converted.report, [str(converted.onnx_path)] +
                    [str(p) for p in converted.ir_paths.values()])
     if not args.verify:
         return text, True
     from .check import verify_converted
 
-    lines = verify_converted(model, converted, args.download_dir, image)
+    with Staging(output_dir, "verify") as scratch:
+        lines = verify_converted(model, converted, args.download_dir, image, scratch.dir)
+    step()
     for line in lines:
         c = line.comparison
         text += (f"\n  verify {line.precision} {line.input_name:5s} {c.output}: max|err| {c.max_abs_error:.3g}, "
@@ -57,37 +69,60 @@ def _one(model, args, precisions, image):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     precisions = [p.strip().upper() for p in args.precisions.split(",") if p.strip()]
-    if not precisions or any(p not in ("FP32", "FP16") for p in precisions) or args.jobs < 1:
-        print("omz_converter: error: --precisions takes FP32 and/or FP16; --jobs must be >= 1", file=sys.stderr)
-        return 2
+    if not precisions or any(p not in ("FP32", "FP16") for p in precisions):
+        parser.error(f"--precisions: {args.precisions!r}; expected FP32 and/or FP16, comma-separated")
+    precisions = list(dict.fromkeys(precisions))
+    if args.jobs < 1:
+        parser.error(f"--jobs: {args.jobs}; expected 1 or more")
+    if args.verify and args.dry_run:
+        parser.error("--verify checks the written IR; it cannot be combined with --dry_run")
+    if args.verify_image is not None and not args.verify:
+        parser.error("--verify_image is the photo --verify uses; add --verify")
     return guarded("omz_converter", lambda: _convert(args, precisions))
+
+
+def _preflight(chosen: list[Model], args: argparse.Namespace, precisions: list[str]):
+    """Everything checked before any work: each model's settings and checkpoint files, every output
+    path, and for --verify the MXNet environment and the photo. Returns the decoded photo or None."""
+    inputs = [args.verify_image] if args.verify_image else []
+    for model in chosen:
+        inputs += [*check_model(model, args.download_dir, None if args.dry_run else precisions),
+                   model.directory / "model.yml", model.card_path]
+    if not args.dry_run:
+        for model in chosen:
+            check_outputs(model, args.output_dir or args.download_dir, precisions, inputs)
+    if not args.verify:
+        return None
+    from .verify import check_mxnet_python, load_verify_image
+
+    check_mxnet_python()
+    return load_verify_image(args.verify_image) if args.verify_image else None
 
 
 def _convert(args: argparse.Namespace, precisions: list[str]) -> int:
     chosen = selected_models(args)
     if chosen is None:
         return 0
-    image = None
-    if args.verify_image:
-        import cv2
-
-        image = cv2.imread(str(args.verify_image), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ConvertError(f"{args.verify_image}: not a readable image")
+    image = _preflight(chosen, args, precisions)
+    steps = BUILD_STEPS if args.dry_run else conversion_steps(precisions) + (VERIFY_STEPS if args.verify else 0)
+    bar = tqdm(total=steps * len(chosen), desc=f"converting {len(chosen)} model(s)", unit="step", file=sys.stderr,
+               disable=None, dynamic_ncols=True)
     failures = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [(m, pool.submit(_one, m, args, precisions, image)) for m in chosen]
+        futures = [(m, pool.submit(_one, m, args, precisions, image, lambda: bar.update(1))) for m in chosen]
         for model, future in futures:
             try:
                 text, ok = future.result()
             except ConvertError as exc:
                 failures.append(f"omz_converter: error: {exc}")
                 continue
-            print(text, flush=True)
+            tqdm.write(text, file=sys.stdout)
             if not ok:
                 failures.append(f"omz_converter: error: {model.name}: verification against MXNet failed")
+    bar.close()
     for line in failures:
         print(line, file=sys.stderr)
     return 0 if not failures else (1 if all("verification" in f for f in failures) else 2)

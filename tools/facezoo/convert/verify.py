@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facezoo.common.cli import on_interrupt
+from facezoo.common.safeio import read_bytes_limited
 from facezoo.registry import Model
 
 from .errors import ConvertError
@@ -30,13 +32,66 @@ class Comparison:
         return self.max_abs_error <= self.tolerance
 
 
+MXNET_SETUP = ("set one up with: python3 -m venv .venv-mxnet && .venv-mxnet/bin/pip install mxnet==1.9.1 "
+               "numpy==1.23.5, then export FACEZOO_MXNET_PYTHON=$PWD/.venv-mxnet/bin/python")
+IMPORT_TIMEOUT_S = 60
+MAX_IMAGE_BYTES = 64 << 20
+MAX_IMAGE_PIXELS = 64_000_000
+
+
 def mxnet_python() -> str:
-    """The interpreter of the separate MXNet environment ($FACEZOO_MXNET_PYTHON)."""
+    """The interpreter of the separate MXNet environment ($FACEZOO_MXNET_PYTHON): set, and an
+    executable file."""
     path = os.environ.get("FACEZOO_MXNET_PYTHON")
-    if not path or not Path(path).exists():
-        raise ConvertError("verification needs real MXNet: set FACEZOO_MXNET_PYTHON to the python of an "
-                           "environment with mxnet==1.9.1 and numpy==1.23.5 (.ci/run makes .venv-mxnet)")
+    if not path:
+        raise ConvertError(f"--verify compares with real MXNet, and FACEZOO_MXNET_PYTHON is not set; {MXNET_SETUP}")
+    if not Path(path).is_file() or not os.access(path, os.X_OK):
+        raise ConvertError(f"FACEZOO_MXNET_PYTHON={path} is not an executable file; {MXNET_SETUP}")
     return path
+
+
+def check_mxnet_python() -> str:
+    """`mxnet_python()`, after checking that it imports MXNet and NumPy (run before any work)."""
+    python = mxnet_python()
+    try:
+        proc = subprocess.run([python, "-I", "-c", "import mxnet, numpy"], capture_output=True, text=True,
+                              errors="replace", timeout=IMPORT_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ConvertError(f"FACEZOO_MXNET_PYTHON={python} did not import mxnet within {IMPORT_TIMEOUT_S} s; "
+                           f"{MXNET_SETUP}") from None
+    except OSError as exc:
+        raise ConvertError(f"FACEZOO_MXNET_PYTHON={python} cannot be run ({exc.strerror}); {MXNET_SETUP}") from None
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise ConvertError(f"FACEZOO_MXNET_PYTHON={python} cannot import mxnet ({tail}); {MXNET_SETUP}")
+    return python
+
+
+def load_verify_image(path: Path) -> np.ndarray:
+    """A photo for --verify as BGR pixels: a regular image file of at most 64 MiB and 64 megapixels
+    (checked from its header, before decoding), complete and decodable."""
+    import io
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    data = read_bytes_limited(path, MAX_IMAGE_BYTES, "--verify_image", ConvertError)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise ConvertError(f"{path}: --verify_image is {width}x{height}, more than "
+                                       f"{MAX_IMAGE_PIXELS:,} pixels")
+                rgb = np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise ConvertError(f"{path}: --verify_image is not an image (JPEG, PNG, BMP...)") from None
+    except (OSError, ValueError, SyntaxError) as exc:  # what PIL raises for truncated or corrupt data
+        raise ConvertError(f"{path}: --verify_image cannot be decoded ({' '.join(str(exc).split())[:120]})") from None
+    if rgb.size == 0:
+        raise ConvertError(f"{path}: --verify_image has no pixels")
+    return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
 def fixed_inputs(model: Model, image: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
@@ -71,19 +126,30 @@ def converted_input(model: Model, raw: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(raw[:, ::-1]) if model.conversion.reverse_input_channels else raw
 
 
-def mxnet_outputs(model: Model, symbol: Path, params: Path, original: np.ndarray) -> dict[str, np.ndarray]:
-    """Run the checkpoint in real MXNet (separate environment) and return its outputs."""
-    with tempfile.TemporaryDirectory() as tmp:
-        np.savez(Path(tmp) / "in.npz", **{model.conversion.inputs[0].name: original})
-        names = list(model.conversion.outputs or [])
-        proc = subprocess.run([mxnet_python(), "-I", str(REFERENCE_SCRIPT), str(symbol), str(params),
-                               str(Path(tmp) / "in.npz"), str(Path(tmp) / "out.npz"), *names],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
-            raise ConvertError(f"{model.name}: MXNet reference run failed: {tail}")
-        out = dict(np.load(Path(tmp) / "out.npz"))
-    return {k: v for k, v in out.items() if k not in model.conversion.drop_outputs}
+def mxnet_outputs(model: Model, symbol: Path, params: Path, original: np.ndarray,
+                  workdir: Path | None = None) -> dict[str, np.ndarray]:
+    """Run the checkpoint in real MXNet (separate environment) and return its outputs. The input
+    and output arrays pass through `workdir` (a new temporary folder when None); on SIGINT/SIGTERM
+    the MXNet process is killed."""
+    if workdir is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return mxnet_outputs(model, symbol, params, original, Path(tmp))
+    np.savez(workdir / "in.npz", **{model.conversion.inputs[0].name: original})
+    names = list(model.conversion.outputs or [])
+    proc = subprocess.Popen([mxnet_python(), "-I", str(REFERENCE_SCRIPT), str(symbol), str(params),
+                             str(workdir / "in.npz"), str(workdir / "out.npz"), *names],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            errors="replace")
+    unregister = on_interrupt(proc.kill)
+    try:
+        _, stderr = proc.communicate()
+    finally:
+        unregister()
+    if proc.returncode != 0:
+        tail = (stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise ConvertError(f"{model.name}: MXNet reference run failed: {tail}")
+    with np.load(workdir / "out.npz") as out:
+        return {k: out[k] for k in out.files if k not in model.conversion.drop_outputs}
 
 
 def run_ir(xml: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
