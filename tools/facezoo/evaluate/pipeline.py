@@ -61,7 +61,7 @@ def run_inference(launcher: Launcher, keys: list[Any], load: Callable[[Any], np.
     def handle(key, outputs):
         try:
             value = postprocess(key, outputs)
-        except BaseException as exc:  # surfaced in the caller's thread below
+        except Exception as exc:  # surfaced in the caller's thread below; an interrupt propagates at once
             errors.append(exc)
             return
         with lock:

@@ -1,6 +1,7 @@
 """ONNX Runtime on the converter's ONNX file: the second launcher, a cross-check of the IR."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,12 @@ class OnnxRuntimeLauncher:
     """One CPU session; requests run one after another, each using the session's threads."""
 
     def __init__(self, path: Path, device: str = "CPU"):
-        import onnxruntime as ort
-
         if device != "CPU":
             raise EvaluateError(f"--target_device {device}: the onnxruntime launcher runs on CPU only")
+        # its telemetry SDK otherwise leaves a session file (.ses) in $TMPDIR on import
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+        import onnxruntime as ort
+
         regular_input(path, "ONNX model (omz_converter writes <out>/public/<name>/<name>.onnx)", EvaluateError)
         options = ort.SessionOptions()
         options.log_severity_level = 3  # not the notices about initializers its own BatchNorm folding freed

@@ -1,0 +1,47 @@
+"""SIGINT and SIGTERM in the middle of accuracy_check's inference: exit 130/143 within 2 s with one
+line, none of the requested outputs written (an earlier report or submission left as it was), no
+temporary file or folder left."""
+from __future__ import annotations
+
+import signal
+
+from cases_accuracy_outputs import folder, setup
+from harness import Case
+
+OUTPUTS = ("--json_result", "out/r.json", "--csv_result", "out/r.csv", "--stored_predictions", "out/p.npz")
+WRITTEN = ("out/r.json", "out/r.csv", "out/report", "out/p.npz", "out/submission")
+
+
+def _earlier_outputs(ctx) -> None:
+    """An earlier report and submission outside out/: the harness checks they are left unchanged."""
+    folder(ctx, "earlier/report")
+    ctx.write("earlier/report/index.html", "<p>an earlier run</p>\n")
+    folder(ctx, "earlier/submission/0--Parade", "0_Parade_marchingband_1_465.txt")
+
+
+def _case(id: str, signum: int, kind: str, delay: float, more: tuple = ("--report", "out/report"),
+          steps: tuple = ()) -> Case:
+    data = "data" if kind == "wider" else "lfw"
+    dataset = "wider_val_dev: 200 images" if kind == "wider" else "lfw_aligned_100pair: 200 images"
+    return Case(id, "signals", "accuracy_check",
+                lambda ctx: ["-c", "config.yml", "-d", "defs.yml", "-m", "ir", "-s", data, *OUTPUTS, *more],
+                rf"interrupted by {signal.Signals(signum).name}", setup=setup(kind, *steps), exit=128 + signum,
+                absent=WRITTEN, signal=(signum, delay), ready_pattern=f"dataset {dataset}", timeout=60.0)
+
+
+CASES = [
+    _case("accuracy-sigint-mid-wider-inference", signal.SIGINT, "wider", 1.0, ("--report", "out/report",
+                                                                             "--submission_dir", "out/submission")),
+    _case("accuracy-sigterm-mid-wider-inference", signal.SIGTERM, "wider", 1.0, ("--report", "out/report",
+                                                                               "--submission_dir", "out/submission")),
+    _case("accuracy-sigint-without-a-progress-bar", signal.SIGINT, "wider", 0.5, ("--no_progress",)),
+    _case("accuracy-sigterm-mid-onnxruntime-inference", signal.SIGTERM, "wider", 0.5,
+          ("--launcher", "onnxruntime", "--subsample_size", "100")),
+    _case("accuracy-sigint-mid-lfw-inference", signal.SIGINT, "lfw", 0.2),
+    _case("accuracy-sigterm-mid-lfw-inference", signal.SIGTERM, "lfw", 0.2, ("--no_progress",)),
+    _case("accuracy-sigint-leaves-earlier-outputs-alone", signal.SIGINT, "wider", 1.0,
+          ("--report", "earlier/report", "--submission_dir", "earlier/submission"), (_earlier_outputs,)),
+    _case("accuracy-sigterm-leaves-earlier-outputs-alone", signal.SIGTERM, "wider", 0.3,
+          ("--report", "earlier/report", "--submission_dir", "earlier/submission", "--no_progress"),
+          (_earlier_outputs,)),
+]
