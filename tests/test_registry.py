@@ -1,14 +1,19 @@
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import PROJECT, file_entry, write_model
 from facezoo.registry import RegistryError, choose_models, load_registry
-from facezoo.registry.cli import main as info_main
+from facezoo.common.errors import FacezooError
+from facezoo.registry.cli import build_parser, main as info_main
+from facezoo.registry.loader import github_url_problem
+from facezoo.registry.yamlsource import load_yaml_limited, parse_yaml_limited
 
 GOOD = file_entry("a.bin", b"abc", ["https://example.invalid/a.bin"])
 
@@ -189,3 +194,127 @@ def test_original_unavailable_is_one_line_and_dumped(tmp_path, capsys):
     for bad in ("two\nlines", "   ", ""):
         message = _error_for(tmp_path, original_unavailable=bad)
         assert "original_unavailable" in message and "one non-empty line" in message
+
+
+# --- issue 12: permanent sources -------------------------------------------------------------
+
+PIN = "4df06858986f0cf5b5cb40e0cd8c4d2f1b99b728"
+
+
+@pytest.mark.parametrize("url, pinned", [
+    (f"https://raw.githubusercontent.com/o/r/{PIN}/dir/a.params", True),
+    (f"https://github.com/o/r/raw/{PIN}/a.json", True),
+    ("https://github.com/o/r/releases/download/v0.7/a.zip", True),
+    ("https://example.com/master/a.bin", True),  # not GitHub: not this rule's business
+    ("https://raw.githubusercontent.com/o/r/master/a.bin", False),
+    ("https://raw.githubusercontent.com/o/r/main/a.bin", False),
+    ("https://raw.githubusercontent.com/o/r/v1.0/a.bin", False),
+    ("https://raw.githubusercontent.com/o/r/4df0685/a.bin", False),  # short sha: could become ambiguous
+    (f"https://raw.githubusercontent.com/o/r/{PIN.upper()}/a.bin", False),
+    (f"https://raw.githubusercontent.com/o/r/{PIN}/", False),
+    ("https://github.com/o/r/raw/master/a.bin", False),
+    (f"https://github.com/o/r/blob/{PIN}/a.bin", False),
+    ("https://github.com/o/r/releases/latest/download/a.zip", False),
+    ("https://github.com/o/r/archive/refs/heads/master.zip", False),
+    ("https://codeload.github.com/o/r/zip/master", False),
+])
+def test_github_urls_must_be_pinned(url, pinned):
+    assert (github_url_problem(url) is None) is pinned
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("https://[example.invalid/a.bin", "not a usable URL"),
+    ("https://example.invalid:99999/a.bin", "not a usable URL"),
+    ("https://:80/a.bin", "names no host"),
+])
+def test_unusable_urls(tmp_path, url, expected):
+    assert expected in _error_for(tmp_path, files=[{**GOOD, "sources": [url]}])
+    assert expected in _error_for(tmp_path / "license", license=url)
+
+
+def test_builtin_sources_are_permanent():
+    """Every GitHub source of the built-in registry is pinned to a commit or is a release asset."""
+    github = [s.location for m in load_registry() for f in m.files for s in f.sources
+              if s.kind == "http" and "github" in s.location]
+    assert len(github) >= 10
+    assert [u for u in github if github_url_problem(u)] == []
+    v1 = {m.name: m for m in load_registry()}["mobileface-identification-v1"]
+    # the V1 files upstream are gone from master (renamed, deleted): the pins keep the originals
+    assert [s.location.rsplit("/", 1)[1] for f in v1.files for s in f.sources] == [
+        "MobileFace_Identification_V1.json", "MobileFace_Identification_V1-0118.params"]
+
+
+def test_branch_relative_source_is_refused_with_its_line(tmp_path):
+    url = "https://raw.githubusercontent.com/becauseofAI/MobileFace/master/x.json"
+    message = _error_for(tmp_path, files=[{**GOOD, "sources": ["https://example.invalid/a", url]}])
+    assert re.search(r"model\.yml:\d+: files\[0\]\.sources\[1\]: GitHub URL points at the movable ref 'master'",
+                     message)
+
+
+# --- the hardened YAML reader ----------------------------------------------------------------
+
+class OtherError(FacezooError):
+    pass
+
+
+def test_load_yaml_limited_returns_lines_and_uses_the_callers_error(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text("a: &x {b: 1}\nc:\n  - *x\n  - d: [1, 2.5, true, null]\n")
+    data, lines = load_yaml_limited(path, "config")
+    assert data == {"a": {"b": 1}, "c": [{"b": 1}, {"d": [1, 2.5, True, None]}]}
+    assert lines[("c", 1, "d")] == 4 and lines[("a",)] == 1
+    path.write_text("a: 1\na: 2\n")
+    with pytest.raises(OtherError, match=r"c\.yml:2: a: duplicate key"):
+        load_yaml_limited(path, "config", OtherError)
+    path.write_text("x" * 101)
+    with pytest.raises(OtherError, match=r"c\.yml: config is larger than the 100-byte limit"):
+        load_yaml_limited(path, "config", OtherError, max_bytes=100)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi")),
+     r":\d+: aliases expand to more than 10,000 nodes"),
+    ("a: " + "{b: " * 70 + "1" + "}" * 70 + "\n", r":1: nesting deeper than 64 levels"),
+    ("&a [*a]\n", r":1: alias \*a refers to a node that contains it"),
+    ("? [a]\n: 1\n", r":1: \(top level\): a list used as a key"),
+    ("1: a\n", r":1: \(top level\): '1' \(int\) used as a key"),
+    ("a: 1\n---\nb: 2\n", r":\d+: invalid YAML: expected a single document"),
+    ("", r":1: the file holds no YAML document"),
+    ("a: !!python/name:os.system\n", r":1: a: unsupported YAML type"),
+    ("a: .inf\n", r":1: '\.inf' is not a finite number"),
+    ("a:\n\t- 1\n", r":2: invalid YAML: .*'\\t'"),
+])
+def test_yaml_limits(text, expected):
+    started = time.monotonic()
+    with pytest.raises(RegistryError, match=r"^x\.yml" + expected):
+        parse_yaml_limited(text, "x.yml")
+    assert time.monotonic() - started < 2
+
+
+def test_model_yml_fifo_is_refused_without_blocking(tmp_path):
+    write_model(tmp_path, "m", [GOOD])
+    yml = tmp_path / "public/m/model.yml"
+    yml.unlink()
+    os.mkfifo(yml)
+    with pytest.raises(RegistryError, match=r"model\.yml: model\.yml must be a regular file, found a FIFO"):
+        load_registry(tmp_path)
+
+
+def test_registry_scan_follows_folder_links_once(tmp_path):
+    write_model(tmp_path, "m", [GOOD])
+    (tmp_path / "public" / "loop").symlink_to(tmp_path)
+    (tmp_path / "linked").symlink_to(tmp_path / "public")
+    assert [m.name for m in load_registry(tmp_path)] == ["m"]
+
+
+@pytest.mark.parametrize("names", ["", ",,", " , ", "a b", "$(x)", "a" * 200])
+def test_bad_name_patterns(names):
+    with pytest.raises(RegistryError, match=r"^--name: "):
+        choose_models(load_registry(), names)
+
+
+def test_every_selection_option_has_help():
+    parser = build_parser()
+    missing = [a.option_strings for a in parser._actions if a.option_strings and not a.help]
+    assert missing == []

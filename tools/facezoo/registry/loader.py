@@ -145,6 +145,18 @@ PINNED_FORMS = ("raw.githubusercontent.com/<owner>/<repo>/<40-hex commit>/<path>
                 "github.com/<owner>/<repo>/releases/download/<tag>/<file>")
 
 
+def url_problem(url: str) -> str | None:
+    """Why an http(s) URL cannot be used (unparsable, no host, a port out of range), else None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not 0..65535)
+    except ValueError as exc:
+        return f"not a usable URL ({exc}); expected http(s)://host/path"
+    if not parts.hostname:
+        return "the URL names no host; expected http(s)://host/path"
+    return None
+
+
 def github_url_problem(url: str) -> str | None:
     """Why a GitHub URL is not permanent (a branch or tag that can move, or an unknown form), or
     None when it is pinned to a commit, is a release asset, or is not a GitHub URL at all."""
@@ -170,6 +182,9 @@ def github_url_problem(url: str) -> str | None:
 
 
 def _build(name: str, subdirectory: str, directory: Path, data: dict, path: Path, lines: dict) -> Model:
+    problem = url_problem(data["license"])
+    if problem:
+        raise RegistryError(f"{path}:{line_of(lines, ('license',))}: license: {problem}")
     files = []
     seen: dict[str, int] = {}
     for i, f in enumerate(data["files"]):
@@ -179,7 +194,7 @@ def _build(name: str, subdirectory: str, directory: Path, data: dict, path: Path
                                 f"{f['name']!r} is listed twice (also files[{seen[f['name']]}])")
         seen[f["name"]] = i
         for j, s in enumerate(f["sources"]):
-            problem = github_url_problem(s) if isinstance(s, str) else None
+            problem = (url_problem(s) or github_url_problem(s)) if isinstance(s, str) else None
             if problem:
                 at = ("files", i, "sources", j)
                 raise RegistryError(f"{path}:{line_of(lines, at)}: {format_path(at)}: {problem}")
