@@ -245,6 +245,11 @@ SCHEMA = [
     case("definitions-lack-the-configs-dataset", r"dataset 'wider_val_dev' of config\.yml is not in the dataset "
                                                  r"definitions", (),
          (edit("defs.yml", "  - name: wider_val_dev", "  - name: wider_dev_renamed"),)),
+    case("definitions-say-lfw-for-a-wider-config", r"config\.yml: dataset wider_val_dev is an LFW verification "
+                                                   r"dataset in defs\.yml; its metrics \(omz_ap64, ", (),
+         (edit("defs.yml", "    type: wider\n    images: WIDER_val/images\n    annotation: wider_face_split/"
+                           "wider_face_val_bbx_gt.txt\n    annotation_sha256",
+               "    type: lfw\n    generate_pairs_folds: 10\n    images: WIDER_val/images\n    annotation_sha256"),)),
     case("definitions-bad-checksum-format", r"defs\.yml:\d+: datasets\[1\]\.annotation_sha256: expected 64 lowercase",
          (), (edit("defs.yml", "annotation_sha256: f04a", "annotation_sha256: F04A"),)),
 ]

@@ -13,8 +13,8 @@ from pathlib import Path
 from facezoo.common.cli import on_interrupt
 from facezoo.common.safeio import read_text_limited, regular_input
 
-from .config import (AccuracyConfig, DatasetSpec, LauncherSpec, default_definitions, load_accuracy_config,
-                     load_definitions)
+from .config import (KIND_WORDS, METRIC_DATASETS, AccuracyConfig, DatasetSpec, LauncherSpec, default_definitions,
+                     load_accuracy_config, load_definitions)
 from .dataset_root import FoundDataset, find_dataset
 from .errors import EvaluateError
 from .evaluator import Evaluation, RunOptions, evaluate, sha256_of
@@ -148,6 +148,10 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
         raise EvaluateError(f"dataset {spec.name!r} of {args.config} is not in the dataset definitions "
                             f"{definitions_path} ({', '.join(sorted(definitions))})")
     chosen = _launcher_spec(config, args.launcher)
+    kind = definitions[spec.name].type
+    if {METRIC_DATASETS[m.type] for m in spec.metrics} != {kind}:
+        raise EvaluateError(f"{args.config}: dataset {spec.name} is {KIND_WORDS[kind]} in {definitions_path}; "
+                            f"its metrics ({', '.join(m.type for m in spec.metrics)}) are not for it")
     found = find_dataset(definitions, spec.name, Path(args.source))
     size = found.pairs if found.pairs is not None else found.images
     if args.subsample_size and args.subsample_size > size:
@@ -195,8 +199,7 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
         aligner = OpenVINOLauncher(args.aligner_model, args.target_device)
     record = _run_record(args, config, definitions_path, found, spec, precision, model_file, launcher, hashes)
     counted = f"{found.images:,} images" + (f", {found.pairs:,} pairs" if found.pairs is not None else "")
-    notify(f"dataset {found.definition.name}: {counted} in {found.root}"
-           + (f" ({found.definition.description})" if found.definition.description else ""))
+    notify(f"dataset {found.definition.name}: {counted} in {found.root}")
     if found.definition.name != record["references"]:
         notify(f"the config's references were measured on {record['references']}, not on "
                f"{found.definition.name}: metrics are reported without a verdict")
@@ -207,6 +210,8 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
 
 def _evaluate_and_write(args, config, spec, found, chosen, launcher, aligner, hashes, record, read_predictions,
                         write_predictions, config_text, began) -> Evaluation:
+    """Evaluate with every output staged beside its target; all are put in place together at the
+    end, or removed on an error or interrupt."""
     staging = Staging()
     bar = None
     try:
