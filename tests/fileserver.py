@@ -1,7 +1,11 @@
 """A real HTTP server on 127.0.0.1 for downloader tests and benchmarks, with scripted faults.
 
 Faults are queued per path and used up one per request ("close_mid", "status:404",
-"status:429", "slow:SECONDS", "wrong"); `always` applies a fault to every request.
+"status:429", "slow:SECONDS", "wrong", and the lying ones: "trickle:SECONDS" sends the body one
+byte per SECONDS, "endless" sends zeros without a Content-Length until the client goes away,
+"length:N" announces N bytes whatever the body, "norange" answers a Range request with the whole
+body, "badrange" answers it with a range that starts elsewhere); `always` applies a fault to
+every request. Routes serve bytes (archives included), a file, or a callable handler.
 `latency` delays every response and `rate` limits each connection's bytes per second.
 """
 from __future__ import annotations
@@ -105,22 +109,30 @@ class FileServer:
         data = body.read_bytes() if isinstance(body, Path) else body
         if fault == "wrong":
             data = bytes([data[0] ^ 0xFF]) + data[1:]
+        if fault == "endless":
+            return self._endless(h)
         start = 0
         match = re.match(r"bytes=(\d+)-$", h.headers.get("Range", ""))
-        if match and int(match.group(1)) < len(data):
+        if match and int(match.group(1)) < len(data) and fault != "norange":
             start = int(match.group(1))
             h.send_response(206)
-            h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            shown = 0 if fault == "badrange" else start
+            h.send_header("Content-Range", f"bytes {shown}-{len(data) - 1}/{len(data)}")
         else:
             h.send_response(200)
         h.send_header("Content-Type", route.content_type if route else "application/octet-stream")
-        h.send_header("Content-Length", str(len(data) - start))
+        announced = fault.split(":")[1] if fault and fault.startswith("length:") else str(len(data) - start)
+        h.send_header("Content-Length", announced)
         h.send_header("Accept-Ranges", "bytes")
         h.end_headers()
         payload = memoryview(data)[start:]
         if fault == "close_mid":
             payload = payload[: len(payload) // 2]
+        if fault and fault.startswith("trickle:"):
+            return self._trickle(h, payload, float(fault.split(":")[1]))
         self._send(h, payload)
+        if fault and fault.startswith("length:"):
+            h.close_connection = True
         if fault == "close_mid":
             h.close_connection = True
             h.wfile.flush()
@@ -164,6 +176,29 @@ class FileServer:
                         time.sleep(ahead)
         except (BrokenPipeError, ConnectionResetError):
             h.close_connection = True
+
+    def _trickle(self, h, payload: memoryview, pause: float) -> None:
+        try:
+            for i in range(len(payload)):
+                h.wfile.write(payload[i:i + 1])
+                h.wfile.flush()
+                time.sleep(pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        h.close_connection = True
+
+    def _endless(self, h) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/octet-stream")
+        h.send_header("Connection", "close")
+        h.end_headers()
+        block = bytes(CHUNK)
+        try:
+            while True:
+                h.wfile.write(block)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        h.close_connection = True
 
     def _status(self, h, code: int, headers: dict | None = None) -> None:
         h.send_response(code)

@@ -137,7 +137,10 @@ class HttpSource:
         return ctx.session.get(self.url, headers=headers, stream=True, timeout=ctx.timeout)
 
     def fetch(self, part: Path, file: ModelFile, ctx: FetchContext) -> None:
-        host = urlsplit(self.url).hostname
+        try:
+            host = urlsplit(self.url).hostname
+        except ValueError as exc:
+            raise SourceError(f"invalid URL: {exc}") from None
         if host in ctx.unresolved:
             raise SourceError(f"{UNRESOLVED} (already failed in this run)")
         offset = owned_size(part)

@@ -75,9 +75,8 @@ def open_owned(path: Path, append: bool) -> int:
         return fd
     st = lstat_or_none(path)
     if st is not None:
-        if stat.S_ISDIR(st.st_mode):
-            raise _refuse(path, "a folder")
-        os.unlink(path)  # removes a link itself, never what it points at
+        check_owned(path, st)
+        os.unlink(path)
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, file_mode())
 
 
@@ -185,8 +184,9 @@ def sweep_stale_locks(folder: Path) -> None:
         except OSError:
             continue
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                continue
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                continue  # not ours: the lock itself refuses it, naming it
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
