@@ -112,7 +112,7 @@ def _validate_schema(data: Any, path: Path, lines: dict) -> None:
     validate_document(data, model_schema(), path, lines)
 
 
-# JSON Schema counts 3.0 as an integer and true as neither; here an integer is written as one
+# JSON Schema counts 3.0 as an integer; here an integer must be written as one (booleans never are)
 _StrictValidator = jsonschema.validators.extend(
     jsonschema.Draft202012Validator,
     type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(

@@ -124,8 +124,6 @@ def parse_yaml_limited(text: str, source: Path | str, error: type[FacezooError] 
         line = _yaml_error_line(exc, text)
         where = f":{line}" if line is not None else ""
         raise error(f"{source}{where}: invalid YAML: {clip(_yaml_problem(exc))}") from None
-    except RecursionError:  # the depth limit should make this unreachable; never a traceback
-        raise error(f"{source}: nesting too deep") from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -199,7 +197,3 @@ def line_of(lines: dict[PathKey, int], at: PathKey) -> int:
         if at[:n] in lines:
             return lines[at[:n]]
     return 1
-
-
-# the name evaluate/config.py imports; same limits
-load_yaml_with_lines = load_yaml_limited
