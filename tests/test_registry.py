@@ -277,6 +277,7 @@ def test_load_yaml_limited_returns_lines_and_uses_the_callers_error(tmp_path):
      r":\d+: aliases expand to more than 10,000 nodes"),
     ("a: " + "{b: " * 70 + "1" + "}" * 70 + "\n", r":1: nesting deeper than 64 levels"),
     ("&a [*a]\n", r":1: alias \*a refers to a node that contains it"),
+    ("- 0\n" * 30000, r":\d+: more than 20,000 values in one document"),
     ("? [a]\n: 1\n", r":1: \(top level\): a list used as a key"),
     ("1: a\n", r":1: \(top level\): '1' \(int\) used as a key"),
     ("a: 1\n---\nb: 2\n", r":\d+: invalid YAML: expected a single document"),

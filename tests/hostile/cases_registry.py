@@ -79,6 +79,8 @@ YAML_ROWS = [
      r"model\.yml:\d+: '\.inf' is not a finite number"),
     ("yaml-nan-number", GOOD + "x: .NaN\n", r"model\.yml:\d+: '\.NaN' is not a finite number"),
     ("yaml-giant-integer", _with_file(size="9" * 5000), r"model\.yml:\d+: integer '9+\.\.\. is longer than 40 characters"),
+    ("yaml-too-many-values", GOOD + "x: [" + "0," * 30000 + "0]\n",
+     r"model\.yml:\d+: more than 20,000 values in one document"),
     ("yaml-over-1mib", GOOD + "# " + "x" * (1 << 20) + "\n", r"model\.yml: model\.yml is larger than the 1,048,576-byte limit"),
     # schema level: the field, its line and what was expected
     ("schema-unknown-key", GOOD + "colour: blue\n", r"model\.yml:10: colour: unknown key 'colour' \(allowed: .*\)"),

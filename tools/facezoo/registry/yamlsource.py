@@ -21,6 +21,7 @@ PathKey = tuple  # a path into the document: keys and indices
 MAX_YAML_BYTES = 1 << 20  # a model.yml or accuracy config is a few KiB
 MAX_DEPTH = 64  # nesting levels, counting what aliases bring in
 MAX_ALIAS_NODES = 10_000  # nodes that alias uses may add to the document in total
+MAX_NODES = 20_000  # values in one document, aliases expanded (a model.yml has a few hundred)
 MAX_INT_CHARS = 40  # longer integer literals are refused before Python converts them
 
 _TAG = "tag:yaml.org,2002:"
@@ -79,6 +80,9 @@ class _BoundedLoader(yaml.SafeLoader):
             raise _Refused(line, f"nesting deeper than {MAX_DEPTH} levels")
         before = self._nodes
         self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise _Refused(line, f"more than {MAX_NODES:,} values in one document; expected a small "
+                                 "configuration file")
         node = super().compose_node(parent, index)
         self._depth -= 1
         self._size[id(node)] = self._nodes - before
