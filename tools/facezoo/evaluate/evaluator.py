@@ -262,6 +262,8 @@ def evaluate_wider(launcher: Launcher | None, adapter: dict[str, Any], spec: Dat
         for path in options.stored_predictions:
             save_detections(path, detections, meta)
         images = [i for i in images if i.path in detections]
+        if not images:
+            raise EvaluateError(f"no image could be read: all {len(broken)} are broken, e.g. {broken[0][1]}")
     if options.submission_dir:
         write_submission(options.submission_dir, {i.path: detections[i.path] for i in images})
     began = time.perf_counter()
@@ -355,6 +357,9 @@ def evaluate_lfw(launcher: Launcher | None, adapter: dict[str, Any], spec: Datas
         for path in options.stored_predictions:
             save_embeddings(path, embeddings, meta)
     usable = np.array([a in embeddings and b in embeddings for a, b in zip(pairs.first, pairs.second)])
+    if not usable.any():
+        example = f", e.g. {broken[0][1]}" if broken else ""
+        raise EvaluateError(f"no pair has both images readable ({len(broken)} images broken{example})")
     if not usable.all():
         warnings.append(f"{int((~usable).sum())} pairs skipped: an image could not be read")
     began = time.perf_counter()

@@ -19,7 +19,7 @@ from facezoo.common.safeio import read_bytes_limited
 from ..errors import EvaluateError
 
 FILE_LIMIT = 256 << 20  # bytes of one .mat file (the official WIDER FACE ones are 0.4 MB)
-UNPACKED_LIMIT = 1 << 30  # bytes its compressed elements may unpack to, all together
+UNPACKED_LIMIT = 256 << 20  # bytes its compressed elements may unpack to, all together
 MAX_DEPTH = 16
 MI_INT8, MI_INT32, MI_UINT32, MI_MATRIX, MI_COMPRESSED = 1, 5, 6, 14, 15
 CELL, STRUCT, CHAR = 1, 2, 4

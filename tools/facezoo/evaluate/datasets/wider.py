@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from facezoo.common.safeio import regular_input
+
 from ..errors import EvaluateError
 from .fields import integer, relative_path, shown
 from .mat import load_mat
@@ -69,8 +71,8 @@ def _is_image_line(line: str) -> bool:
 
 def parse_bbx_gt(text: str, source: str = "<text>") -> list[WiderImage]:
     """Parse the official annotation text: a path line, a count line, then one line per face of
-    `x y w h blur expression illumination invalid occlusion pose` (decimal ASCII integers, sizes
-    and attributes not negative). An image with no face has a count of 0 followed by one line of
+    `x y w h blur expression illumination invalid occlusion pose` (decimal ASCII integers of at
+    most 7 digits; attributes within the official values). An image with no face has a count of 0 followed by one line of
     ten zeros, which is not a face. Paths must stay inside the images folder and appear once;
     a file without images is an error."""
     lines = text.splitlines()
@@ -125,11 +127,13 @@ SETTINGS = ("easy", "medium", "hard")
 
 
 def check_official_mat(folder: Path, split: str = "val") -> None:
-    """Raise unless `wider_face_<split>.mat` and `wider_{easy,medium,hard}_<split>.mat` are in `folder`."""
+    """Raise unless `wider_face_<split>.mat` and `wider_{easy,medium,hard}_<split>.mat` are regular
+    files in `folder`."""
     for name in [f"wider_face_{split}.mat"] + [f"wider_{s}_{split}.mat" for s in SETTINGS]:
         path = Path(folder) / name
-        if not path.is_file():
+        if not path.exists():
             raise EvaluateError(f"{path}: not found (the official WIDER FACE evaluation ground truth)")
+        regular_input(path, "official ground truth", EvaluateError)
 
 
 def _cells(value: Any, where: str, length: int | None = None) -> np.ndarray:
