@@ -105,6 +105,12 @@ def test_recogniser_on_aligned_lfw_pairs_meets_its_references(converted, tmp_pat
     accuracy = result["metrics"][0]
     assert accuracy["name"] == "lfw_accuracy" and accuracy["value"] >= 0.80 and accuracy["pairs"] == 200
     assert len(accuracy["folds"]) == 10 and (tmp_path / "report" / "roc.png").is_file()
+    # an earlier report folder is replaced whole (a stale plot of another run does not survive)
+    (tmp_path / "report" / "pr_curves.png").write_bytes(b"stale")
+    again = _accuracy_check("-c", config, "-m", converted, "-s", lfw.parent, "--report", tmp_path / "report")
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["index.html", "roc.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "report"]
 
 
 # --- bad inputs: one line naming the file/line/field, exit 2, nothing written ---
