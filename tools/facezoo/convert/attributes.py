@@ -100,8 +100,9 @@ def parse_attr(text: str, spec: Attr):
         if values.count(-1) > 1:
             raise ValueError("at most one -1")
     elif spec.low is not None and any(v < spec.low for v in values):
-        what = "positive" if spec.low == 1 else f">= {spec.low:g}"
-        raise ValueError(f"{'values' if spec.kind == 'ints' else 'a value'} {what}")
+        if spec.low == 1:
+            raise ValueError({"int": "a positive integer", "ints": "positive integers"}[spec.kind])
+        raise ValueError(f"{ {'int': 'an integer', 'ints': 'integers', 'float': 'a number'}[spec.kind]} >= {spec.low:g}")
     if spec.nonzero and value == 0:
         raise ValueError("a non-zero number")
     if spec.choices and value not in spec.choices:

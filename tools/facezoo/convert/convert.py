@@ -1,13 +1,16 @@
 """Converting a registry model: downloaded MXNet checkpoint -> ONNX -> OpenVINO IR (FP32, FP16)."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 
-from facezoo.common.safeio import check_output_dir, check_output_file, regular_input
+from facezoo.common.cli import on_interrupt
+from facezoo.common.safeio import check_output_dir, check_output_file, regular_input, sweep_stale_temps
 from facezoo.registry import Model
 
 from .errors import ConvertError
@@ -16,6 +19,8 @@ from .mxnet.symbol import read_symbol
 from .onnx_file import save_onnx
 from .staging import Staging
 from .to_onnx import GraphReport, check_conversion, mxnet_to_onnx
+
+IR_WRITER = Path(__file__).with_name("ir_writer.py")
 
 
 @dataclass(frozen=True)
@@ -99,15 +104,36 @@ def build_onnx(model: Model, download_dir: Path, step: Callable[[], None] = _no_
     return graph
 
 
+def _write_irs(model: Model, onnx_path: Path, xmls: dict[str, Path], step: Callable[[], None]) -> None:
+    """OpenVINO IR files from the ONNX file, written by `ir_writer.py` in its own process (killed
+    on SIGINT/SIGTERM); `step` is called as it reports each finished step."""
+    argv = [sys.executable, "-I", str(IR_WRITER), str(onnx_path)] + [f"{p}={xml}" for p, xml in xmls.items()]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, errors="replace")
+    unregister = on_interrupt(proc.kill)
+    try:
+        for line in proc.stdout:
+            if line.startswith(("converted", "saved ")):
+                step()
+        stderr = proc.stderr.read()
+        proc.wait()
+    finally:
+        unregister()
+        proc.stdout.close()
+        proc.stderr.close()
+    if proc.returncode != 0:
+        tail = (stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise ConvertError(f"{model.name}: OpenVINO could not convert the ONNX graph: {tail}")
+
+
 def convert_model(model: Model, download_dir: Path, output_dir: Path, precisions: list[str],
                   step: Callable[[], None] = _no_step) -> ConvertedModel:
     """Write <out>/<subdir>/<name>.onnx and <out>/<subdir>/<P>/<name>.xml|.bin for each precision.
     Everything is written in a pid-tagged folder inside <out> first and moved in place at the end,
     all together; on an error or a signal nothing reaches a final path. `step` is called once per
     finished step (`conversion_steps`)."""
-    import openvino as ov
-
     check_model(model, download_dir, precisions)
+    sweep_stale_temps(output_dir)  # what a killed (-9) run left
     graph, report = build_onnx(model, download_dir, step)
     final = output_paths(model, output_dir, precisions)
     with Staging(Path(output_dir), "convert") as staging:
@@ -115,17 +141,10 @@ def convert_model(model: Model, download_dir: Path, output_dir: Path, precisions
         save_onnx(graph, staged[0])
         del graph
         step()
-        try:
-            ov_model = ov.convert_model(staged[0])
-        except Exception as exc:  # OpenVINO reports conversion failures with many exception types
-            raise ConvertError(f"{model.name}: OpenVINO could not read the ONNX graph: "
-                               f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
-                               ) from None
-        step()
-        for k, p in enumerate(precisions):
-            staged[1 + 2 * k].parent.mkdir()
-            ov.save_model(ov_model, staged[1 + 2 * k], compress_to_fp16=(p == "FP16"))
-            step()
+        xmls = {p: staged[1 + 2 * k] for k, p in enumerate(precisions)}
+        for xml in xmls.values():
+            xml.parent.mkdir()
+        _write_irs(model, staged[0], xmls, step)
         staging.commit(list(zip(staged, final)))
         step()
     ir_paths = {p: final[1 + 2 * k] for k, p in enumerate(precisions)}

@@ -85,7 +85,9 @@ def load_verify_image(path: Path) -> np.ndarray:
                     raise ConvertError(f"{path}: --verify_image is {width}x{height}, more than "
                                        f"{MAX_IMAGE_PIXELS:,} pixels")
                 rgb = np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # PIL's own, larger limit, checked when it reads the header
+        raise ConvertError(f"{path}: --verify_image is more than {MAX_IMAGE_PIXELS:,} pixels") from None
+    except UnidentifiedImageError:
         raise ConvertError(f"{path}: --verify_image is not an image (JPEG, PNG, BMP...)") from None
     except (OSError, ValueError, SyntaxError) as exc:  # what PIL raises for truncated or corrupt data
         raise ConvertError(f"{path}: --verify_image cannot be decoded ({' '.join(str(exc).split())[:120]})") from None

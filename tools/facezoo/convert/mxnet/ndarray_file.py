@@ -132,18 +132,23 @@ def parse_ndarray_bytes(data: bytes, path: Path) -> dict[str, np.ndarray]:
     return named
 
 
-def write_ndarray_file(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write arrays in MXNet's V2 layout (used to make synthetic checkpoints for tests)."""
+def encode_ndarray_file(arrays: dict[str, np.ndarray] | list[tuple[str, np.ndarray]]) -> bytes:
+    """The bytes of a `.params` file in MXNet's V2 layout; `arrays` may be (name, array) pairs, so
+    tests can write what a dict cannot hold (two arrays of one name)."""
+    pairs = list(arrays.items()) if isinstance(arrays, dict) else list(arrays)
     flags = {np.dtype(v): k for k, v in DTYPES.items()}
-    with open(path, "wb") as f:
-        f.write(struct.pack("<QQQ", LIST_MAGIC, 0, len(arrays)))
-        for arr in arrays.values():
-            arr = np.ascontiguousarray(arr)
-            f.write(struct.pack("<Iii", V2_MAGIC, 0, arr.ndim))
-            f.write(struct.pack(f"<{arr.ndim}q", *arr.shape))
-            f.write(struct.pack("<iii", 1, 0, flags[arr.dtype]))
-            f.write(arr.tobytes())
-        f.write(struct.pack("<Q", len(arrays)))
-        for name in arrays:
-            encoded = name.encode()
-            f.write(struct.pack("<Q", len(encoded)) + encoded)
+    parts = [struct.pack("<QQQ", LIST_MAGIC, 0, len(pairs))]
+    for _, arr in pairs:
+        arr = np.ascontiguousarray(arr)
+        parts += [struct.pack("<Iii", V2_MAGIC, 0, arr.ndim), struct.pack(f"<{arr.ndim}q", *arr.shape),
+                  struct.pack("<iii", 1, 0, flags[arr.dtype]), arr.tobytes()]
+    parts.append(struct.pack("<Q", len(pairs)))
+    for name, _ in pairs:
+        encoded = name.encode()
+        parts.append(struct.pack("<Q", len(encoded)) + encoded)
+    return b"".join(parts)
+
+
+def write_ndarray_file(path: Path, arrays: dict[str, np.ndarray] | list[tuple[str, np.ndarray]]) -> None:
+    """Write arrays in MXNet's V2 layout (used to make synthetic checkpoints for tests)."""
+    Path(path).write_bytes(encode_ndarray_file(arrays))
