@@ -14,6 +14,7 @@ import lzma
 import os
 import shutil
 import stat
+import struct
 import tarfile
 import threading
 import zipfile
@@ -82,6 +83,26 @@ def member_path(archive: Path, name: str) -> PurePosixPath | None:
     if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in pure.parts):
         raise refuse("has a path component longer than 255 bytes")
     return None if str(pure) == "." else pure
+
+
+def zip_declared_members(archive: Path) -> int | None:
+    """The member count the zip's end record declares (read before the central directory is
+    parsed, so an archive of a million members is refused at once); None when it has none."""
+    with open(archive, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - (1 << 16) - 22))
+        tail = f.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) < at + 22:
+            return None
+        count = struct.unpack_from("<H", tail, at + 10)[0]
+        locator = at - 20
+        if count == 0xFFFF and locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
+            f.seek(struct.unpack_from("<Q", tail, locator + 8)[0])
+            record = f.read(56)
+            if len(record) == 56 and record[:4] == b"PK\x06\x06":
+                count = struct.unpack_from("<Q", record, 32)[0]
+        return count
 
 
 def _zip_members(archive: Path, zf: zipfile.ZipFile, limits: UnpackLimits) -> Iterator[Member]:
@@ -207,6 +228,10 @@ def unpack_archive(archive: Path, target: Path, fmt: str, archive_size: int, lim
     try:
         try:
             if fmt == "zip":
+                declared = zip_declared_members(archive)
+                if declared is not None and declared > limits.max_members:
+                    raise DownloadError(f"{archive}: more than {limits.max_members} members ({declared}); refusing "
+                                        f"to unpack (--max_archive_members raises the limit)")
                 opened = zipfile.ZipFile(archive)
             elif fmt in TAR_MODES:
                 opened = tarfile.open(archive, TAR_MODES[fmt])
