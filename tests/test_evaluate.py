@@ -186,3 +186,44 @@ def test_every_registry_model_has_a_valid_accuracy_config():
         config = load_accuracy_config(model.directory / "accuracy-check.yml")
         assert config.model == model.name
         assert all(d.name in definitions for d in config.datasets)
+
+
+def test_image_header_size_agrees_with_the_decoder_and_the_limit_comes_first(tmp_path):
+    from conftest import shared_path
+    from facezoo.evaluate.images import BrokenImage, image_size, read_image
+    folder = shared_path("data", "wider_val_dev", "WIDER_val", "images", "0--Parade")
+    for path in sorted(folder.glob("*.jpg"))[:5]:
+        image = read_image(path)
+        assert image_size(path.read_bytes()) == (image.shape[1], image.shape[0])
+    with pytest.raises(BrokenImage, match=r"more than the 100-pixel limit \(raise it with --max_image_pixels\)"):
+        read_image(path, max_pixels=100)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(BrokenImage, match=r"empty.jpg: empty file"):
+        read_image(tmp_path / "empty.jpg")
+
+
+def test_landmarks_degenerate_sets_are_found_together():
+    from facezoo.evaluate.adapters.alignment import ARCFACE_TEMPLATE
+    from facezoo.evaluate.datasets.landmarks import degenerate
+    line = np.stack([np.arange(5.0), 2 * np.arange(5.0)], axis=1)
+    sets = np.stack([ARCFACE_TEMPLATE, np.ones((5, 2)), line, np.where(np.eye(5, 2) > 0, np.nan, 1.0)])
+    assert degenerate(sets).tolist() == [False, True, True, True]
+
+
+def test_submission_files_stay_inside_the_folder(tmp_path):
+    from facezoo.evaluate.predictions import write_submission
+    det = Detections(np.array([[1.0, 2, 11, 22]]), np.array([0.5]), np.zeros((1, 5, 2)))
+    write_submission(tmp_path / "sub", {"e/a.jpg": det})
+    assert (tmp_path / "sub" / "e" / "a.txt").read_text() == "a\n1\n1.0 2.0 10.0 20.0 0.5\n"
+    with pytest.raises(EvaluateError, match=r"image path: expected a relative path.*'\.\.' component"):
+        write_submission(tmp_path / "sub", {"../../x.jpg": det})
+    assert not (tmp_path / "x.txt").exists()
+
+
+def test_official_mat_structure_check_accepts_the_real_files():
+    from conftest import shared_path
+    from facezoo.evaluate.datasets.mat import MatError, check_mat
+    data = shared_path("data", "wider_val_dev", "ground_truth", "wider_face_val.mat").read_bytes()
+    check_mat(data)
+    with pytest.raises(MatError, match="unpack to more than 1,000 bytes"):
+        check_mat(data, budget=1000)
