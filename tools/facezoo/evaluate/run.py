@@ -6,9 +6,10 @@ import argparse
 import re
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from facezoo.common.cli import on_interrupt
 from facezoo.common.safeio import read_text_limited, regular_input
@@ -204,39 +205,56 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
         notify(f"the config's references were measured on {record['references']}, not on "
                f"{found.definition.name}: metrics are reported without a verdict")
         record["references"] = None
-    return _evaluate_and_write(args, config, spec, found, chosen, launcher, aligner, hashes, record,
-                               read_predictions, write_predictions, config_text, began)
+    return _evaluate_and_write(args, Prepared(config, spec, found, chosen.adapter.options, launcher, aligner, hashes,
+                                              record, read_predictions, write_predictions, config_text, began))
 
 
-def _evaluate_and_write(args, config, spec, found, chosen, launcher, aligner, hashes, record, read_predictions,
-                        write_predictions, config_text, began) -> Evaluation:
+@dataclass(frozen=True)
+class Prepared:
+    """Everything checked and built before inference."""
+
+    config: AccuracyConfig
+    spec: DatasetSpec
+    found: FoundDataset
+    adapter: dict
+    launcher: Any
+    aligner: Any
+    hashes: dict[str, str]
+    record: dict[str, Any]
+    read_predictions: tuple[Path, ...]
+    write_predictions: Path | None
+    config_text: str
+    began: float
+
+
+def _evaluate_and_write(args: argparse.Namespace, p: Prepared) -> Evaluation:
     """Evaluate with every output staged beside its target; all are put in place together at the
     end, or removed on an error or interrupt."""
     staging = Staging()
     bar = None
     try:
-        stored = read_predictions or ((staging.file(write_predictions),) if write_predictions else ())
-        options = RunOptions(found.root, args.subsample_size, args.skip_broken, args.strict, stored,
+        stored = p.read_predictions or ((staging.file(p.write_predictions),) if p.write_predictions else ())
+        options = RunOptions(p.found.root, args.subsample_size, args.skip_broken, args.strict, stored,
                              staging.folder(args.submission_dir) if args.submission_dir else None,
                              max_image_pixels=args.max_image_pixels)
-        if not (args.no_progress or read_predictions):
+        if not (args.no_progress or p.read_predictions):
             from tqdm import tqdm
-            bar = tqdm(desc=f"{config.model} on {found.definition.name}", unit="img", leave=False)
+            bar = tqdm(desc=f"{p.config.model} on {p.found.definition.name}", unit="img", leave=False)
             forget = on_interrupt(bar.close)
-        result = evaluate(config, spec, found.definition, launcher, chosen.adapter.options, options, hashes,
-                          bar, aligner)
+        result = evaluate(p.config, p.spec, p.found.definition, p.launcher, p.adapter, options, p.hashes, bar,
+                          p.aligner)
         if bar is not None:
             bar.close()
             forget()
-        record["images_evaluated"] = result.images
-        record["wall_s"] = round(time.perf_counter() - began, 3)
-        result.run = record
+        p.record["images_evaluated"] = result.images
+        p.record["wall_s"] = round(time.perf_counter() - p.began, 3)
+        result.run = p.record
         if args.json_result:
             staging.text(args.json_result, json_text(result))
         if args.csv_result:
             staging.text(args.csv_result, csv_text(result))
         if args.report:
-            write_html(staging.folder(args.report), result, config_text)
+            write_html(staging.folder(args.report), result, p.config_text)
         staging.commit()
     except BaseException:
         staging.discard()
