@@ -135,15 +135,29 @@ def base(ctx) -> list:
     return ["--name", "m", "--models_dir", ctx.path("models"), "-o", ctx.out, "--retry_delay", "0"]
 
 
+def _stop(ctx) -> None:
+    if "srv" in ctx.values:
+        ctx.values["srv"].__exit__(None, None, None)
+
+
 def archive_case(case_id: str, name: str, payload, expect: str, extra_files=(), flags=(), exit=1,
-                 absent=(), plant=None) -> Case:
-    """The model's only (or first) file is an archive in a local mirror, unpacked by postprocessing."""
+                 absent=(), plant=None, via: str = "mirror") -> Case:
+    """The model's only (or first) file is an archive, unpacked by postprocessing. `via`: "mirror"
+    (a local mirror folder), "http-mirror" (the same folder served by a 127.0.0.1 server and
+    given as --mirror URL) or "source" (served at a URL model.yml lists)."""
     def setup(ctx):
         data = payload() if callable(payload) else payload
         if isinstance(data, Path):
             data = data.read_bytes()
         ctx.write(f"mirror/m/{name}", data)
-        files = [file_entry(name, data, [DEAD])]
+        sources = [DEAD]
+        if via != "mirror":
+            srv = FileServer(root=ctx.root / "mirror").__enter__()
+            ctx.values["srv"] = srv
+            ctx.values["mirror"] = srv.url
+            if via == "source":
+                sources = [srv.add(f"/{name}", data)]
+        files = [file_entry(name, data, sources)]
         for other, content in extra_files:
             ctx.write(f"mirror/m/{other}", content)
             files.append(file_entry(other, content, [DEAD]))
@@ -151,9 +165,14 @@ def archive_case(case_id: str, name: str, payload, expect: str, extra_files=(), 
         if plant:
             plant(ctx)
 
-    return Case(f"archive-{case_id}", "download", "omz_downloader",
-                lambda c: base(c) + ["--mirror", c.path("mirror"), *flags], expect, setup=setup, exit=exit,
-                absent=tuple(f"{OUT_M}/{a}" for a in absent))
+    def argv(c):
+        mirror = [] if via == "source" and not extra_files else ["--mirror", c.path("mirror")]
+        if via == "http-mirror":
+            mirror = ["--mirror", c.values["mirror"]]
+        return base(c) + mirror + list(flags)
+
+    return Case(f"archive-{case_id}" + ("" if via == "mirror" else f"-{via}"), "download", "omz_downloader", argv,
+                expect, setup=setup, exit=exit, absent=tuple(f"{OUT_M}/{a}" for a in absent), cleanup=_stop)
 
 
 def _symlinked_model_subdir(ctx):
@@ -230,7 +249,16 @@ ARCHIVE_CASES = [
     archive_case("truncated-tgz", "a.tar.gz", lambda: tar_bytes([tar_file("w.bin", os.urandom(50_000))])[:5000],
                  r"a\.tar\.gz: (not a valid gztar archive|cannot unpack)", absent=["w.bin"]),
     archive_case("long-member-name", "a.zip", zip_bytes([("d/" * 600 + "x", b"x")]), r"over-long name"),
+    archive_case("member-with-temp-prefix", "a.zip", zip_bytes([(".facezoo-tmp-1-x/w", b"x")]),
+                 r"uses the prefix of the downloader's temporary names"),
     archive_case("long-path-component", "a.zip", zip_bytes([("x" * 300, b"x")]), r"component longer than 255 bytes"),
+    archive_case("zip-symlink", "a.zip", zip_bytes([(zip_info("link", 0o120777), "/etc/passwd")]),
+                 r"'link' is a symbolic link", absent=["link"], via="source"),
+    archive_case("tar-dotdot", "a.tar.gz", tar_bytes([tar_file("../evil.txt")]), r"escapes the target directory",
+                 via="http-mirror"),
+    archive_case("zip-bomb-2GiB", "a.zip", zip_bomb, r"zip bomb", absent=["zeros.bin"], via="http-mirror"),
+    archive_case("tar-overwrites-verified-file", "a.tar", tar_bytes([tar_file("weights.bin", b"evil")], "w"),
+                 r"would overwrite weights\.bin", extra_files=[("weights.bin", DATA)], via="source"),
     archive_case("member-through-planted-symlink", "a.zip", zip_bytes([("sub/x.txt", b"x")]),
                  r"public/m/sub: found a symbolic link", exit=2, plant=_symlinked_model_subdir),
 ]
@@ -245,11 +273,6 @@ def _serve(ctx, routes: dict, files=None) -> None:
     urls = [srv.add(path, data, **opts) for path, (data, opts) in routes.items()]
     ctx.values["url"] = srv.url
     model(ctx, files or [file_entry("a.bin", DATA, urls)])
-
-
-def _stop(ctx) -> None:
-    if "srv" in ctx.values:
-        ctx.values["srv"].__exit__(None, None, None)
 
 
 def server_case(case_id: str, routes: dict, expect: str, flags=(), exit=1, before=None, source_urls=None) -> Case:

@@ -111,7 +111,7 @@ class LocalFileSource:
                 self.on_mismatch()
             raise
         except OSError as exc:
-            raise SourceError(f"cannot read: {exc.strerror or exc}") from None
+            raise SourceError(f"cannot copy: {exc.strerror or exc}") from None
         finally:
             os.close(src)
 

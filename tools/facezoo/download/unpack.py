@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from facezoo.common.safeio import file_mode, make_temp_dir
+from facezoo.common.safeio import TEMP_PREFIX, file_mode, make_temp_dir
 
 from .errors import Cancelled, DownloadError
 from .workdir import owned_dir
@@ -82,6 +82,8 @@ def member_path(archive: Path, name: str) -> PurePosixPath | None:
         raise refuse("escapes the target directory ('..')")
     if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in pure.parts):
         raise refuse("has a path component longer than 255 bytes")
+    if any(part.startswith(TEMP_PREFIX) for part in pure.parts):
+        raise refuse(f"uses the prefix of the downloader's temporary names ({TEMP_PREFIX})")
     return None if str(pure) == "." else pure
 
 
