@@ -237,6 +237,12 @@ def _huge_shape(ctx, path) -> None:
         archive.writestr("boxes.npy", member.getvalue())
 
 
+def _many_members(ctx, path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for k in range(5000):
+            archive.writestr(f"m{k}.npy", b"")
+
+
 def _objects(ctx, path) -> None:
     with open(path, "wb") as f:
         np.savez(f, **_arrays(names=np.array([GOOD, OTHER], dtype=object)))
@@ -431,6 +437,7 @@ STORED = [
     ("declared-sizes-too-big", [(S, _declared_too_big)], r"p\.npz: .*members unpack to more than 1,073,741,824"),
     ("header-declares-a-huge-shape", [(S, _huge_shape)], r"p\.npz: .*boxes\.npy: header declares 32000000000000 bytes"),
     ("fifo", [(S, lambda ctx, path: os.mkfifo(path))], r"p\.npz: .*regular file"),
+    ("thousands-of-members", [(S, _many_members)], r"p\.npz: not a stored predictions file .*5000 members, at most 8"),
 ]
 CASES += [Case(f"stored-{name}", "accuracy", "accuracy_check", run_stored(S), expect, setup=stored(*files))
           for name, files, expect in STORED]

@@ -84,10 +84,12 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
+            if len(infos) > len(known):
+                raise ValueError(f"{len(infos)} members, at most {len(known)} expected")
             names = [i.filename for i in infos]
             strange = sorted(set(names) - known) or sorted({n for n in names if names.count(n) > 1})
-            if strange or len(names) > len(known):
-                raise ValueError(f"unexpected member {strange[0] if strange else names[-1]!r}")
+            if strange:
+                raise ValueError(f"unexpected or repeated member {strange[0]!r}")
             if sum(i.file_size for i in infos) > MAX_BYTES:
                 raise ValueError(f"members unpack to more than {MAX_BYTES:,} bytes")
             return {i.filename[:-4]: _member(archive, i) for i in infos}
