@@ -212,3 +212,25 @@ def write_mobilefacenet_arcface(folder: Path, real_symbol: Path, mxnet_python: s
     symbol_path.write_bytes(real_symbol.read_bytes())
     write_ndarray_file(params_path, random_weights({k: tuple(v) for k, v in shapes.items()}, seed))
     return symbol_path, params_path
+
+
+def deep_chain_symbol(blocks: int, channels: int = 8) -> tuple[dict, dict[str, tuple[int, ...]]]:
+    """A plain chain of `blocks` 3x3 convolution + BatchNorm + ReLU units on a 3-channel input: a
+    checkpoint whose conversion takes seconds (thousands of nodes) for signal tests, not megabytes."""
+    w = _SymbolWriter()
+    x = w.conv(0, "stem", channels, 3, bias=True)
+    for k in range(blocks):
+        x = w.conv_bn(x, f"unit{k}", channels, 3)
+    return w.json([x]), w.params
+
+
+def write_deep_chain(folder: Path, blocks: int, prefix: str = "chain", seed: int = 0) -> tuple[Path, Path]:
+    """Write `<prefix>-symbol.json` and `<prefix>-0000.params` of `deep_chain_symbol(blocks)` into `folder`."""
+    from facezoo.convert.mxnet.ndarray_file import write_ndarray_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    symbol, shapes = deep_chain_symbol(blocks)
+    symbol_path, params_path = folder / f"{prefix}-symbol.json", folder / f"{prefix}-0000.params"
+    symbol_path.write_text(json.dumps(symbol))
+    write_ndarray_file(params_path, random_weights(shapes, seed))
+    return symbol_path, params_path

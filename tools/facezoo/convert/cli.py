@@ -47,6 +47,7 @@ def _report(name: str, report, paths: list[str]) -> str:
 
 
 def _one(model: Model, args: argparse.Namespace, precisions: list[str], image, step) -> tuple[str, bool]:
+    tqdm.write(f"========== {model.name}: {'translating' if args.dry_run else 'converting'}", file=sys.stderr)
     if args.dry_run:
         _, report = build_onnx(model, args.download_dir, step)
         return _report(model.name + " (dry run: nothing written)", report, []), True
@@ -111,17 +112,21 @@ def _convert(args: argparse.Namespace, precisions: list[str]) -> int:
     bar = tqdm(total=steps * len(chosen), desc=f"converting {len(chosen)} model(s)", unit="step", file=sys.stderr,
                disable=None, dynamic_ncols=True)
     failures = []
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+    # not `with`: leaving that block joins the workers, which would hold up a SIGINT/SIGTERM exit
+    pool = ThreadPoolExecutor(max_workers=args.jobs)
+    try:
         futures = [(m, pool.submit(_one, m, args, precisions, image, lambda: bar.update(1))) for m in chosen]
         for model, future in futures:
             try:
                 text, ok = future.result()
             except ConvertError as exc:
-                failures.append(f"omz_converter: error: {exc}")
+                failures.append(f"omz_converter: error: {' '.join(str(exc).split())}")
                 continue
             tqdm.write(text, file=sys.stdout)
             if not ok:
                 failures.append(f"omz_converter: error: {model.name}: verification against MXNet failed")
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     bar.close()
     for line in failures:
         print(line, file=sys.stderr)
