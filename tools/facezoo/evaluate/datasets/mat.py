@@ -24,6 +24,7 @@ MAX_DEPTH = 16
 MI_INT8, MI_INT32, MI_UINT32, MI_MATRIX, MI_COMPRESSED = 1, 5, 6, 14, 15
 CELL, STRUCT, CHAR = 1, 2, 4
 NUMERIC = range(6, 16)  # double, single, int8 ... uint64
+LEAVES = frozenset((CHAR, *NUMERIC))
 
 
 class MatError(EvaluateError):
@@ -65,7 +66,7 @@ def _matrix(data: bytes, start: int, end: int, order: str, depth: int) -> None:
     count = 1
     for d in dims:
         count *= d
-    if cls in (CHAR, *NUMERIC):
+    if cls in LEAVES:
         return  # SciPy checks that the data holds exactly `count` values
     if cls not in (CELL, STRUCT):
         raise MatError(f"byte {start}: array class {cls} (only cell, struct, char and numeric arrays are read)")
@@ -78,11 +79,16 @@ def _matrix(data: bytes, start: int, end: int, order: str, depth: int) -> None:
         count *= size // length
     if count * 8 > end - pos:  # every child takes at least its 8-byte tag
         raise MatError(f"byte {start}: declares {count} elements, room for {(end - pos) // 8}")
+    flag_word = struct.Struct(order + "I")
     for _ in range(count):
-        kind, size, at, pos = _tag(data, pos, end, order)
+        kind, size, at, following = _tag(data, pos, end, order)
         if kind != MI_MATRIX:
-            raise MatError(f"byte {at - 8}: expected an array element, found type {kind}")
-        _matrix(data, at, at + size, order, depth + 1)
+            raise MatError(f"byte {pos}: expected an array element, found type {kind}")
+        # only cells and structs declare children SciPy allocates up front; it checks char and numeric data
+        leaf = size >= 16 and flag_word.unpack_from(data, at + 8)[0] & 0xFF in LEAVES
+        if size and not leaf:
+            _matrix(data, at, at + size, order, depth + 1)
+        pos = following
 
 
 def check_mat(data: bytes, budget: int = UNPACKED_LIMIT) -> None:
