@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from facezoo.common.safeio import atomic_output, regular_input
+from facezoo.common.safeio import atomic_output, read_text_limited, regular_input
 
 from .adapters.retinaface import Detections
 from .datasets.fields import relative_path
@@ -21,6 +21,7 @@ from .errors import EvaluateError
 
 MAX_BYTES = 1 << 30  # unpacked arrays of one stored predictions file
 MAX_EMBEDDING = 65536
+SUBMISSION_FILE_LIMIT = 64 << 20  # one image's file of the official submission format
 # member -> (dtype kinds, number of dimensions, trailing shape)
 ARRAYS = {
     "detections": {"kind": ("U", 0, ()), "meta": ("U", 0, ()), "names": ("U", 1, ()), "counts": ("iu", 1, ()),
@@ -201,14 +202,14 @@ def read_submission(folder: Path, paths: list[str]) -> tuple[list[tuple[np.ndarr
             missing.append(str(file))
             out.append((np.zeros((0, 4)), np.zeros(0)))
             continue
-        lines = file.read_text().splitlines()
+        lines = read_text_limited(file, SUBMISSION_FILE_LIMIT, "submission file", EvaluateError).splitlines()
         try:
             count = int(lines[1])
             rows = np.array([[float(v) for v in line.split()[:5]] for line in lines[2:2 + count]]).reshape(-1, 5)
-            if len(rows) != count:
+            if len(rows) != count or not np.isfinite(rows).all():
                 raise ValueError
         except (IndexError, ValueError):
             raise EvaluateError(f"{file}: expected the image name, a count, then that many 'x y w h score' "
-                                f"lines") from None
+                                f"lines of finite numbers") from None
         out.append((rows[:, :4], rows[:, 4]))
     return out, missing
