@@ -454,3 +454,46 @@ CASES += [
     Case("stored-shards-overlap", "accuracy", "accuracy_check", run_stored("a.npz", "b.npz"),
          r"b\.npz: 2 images also in an earlier shard", setup=stored(("a.npz", _arrays()), ("b.npz", _arrays()))),
 ]
+
+
+def _lfw_copy(ctx, replace: dict) -> None:
+    """faces/ as a folder of copies of the four faces the pairs name, some replaced by makers."""
+    ctx.path("data", "faces").unlink()
+    for rel in LFW_IMAGES:
+        target = ctx.path("data", "faces", rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if rel in replace:
+            replace[rel](ctx, target)
+        else:
+            shutil.copy(shared_path("data", "lfw", "lfw_aligned_100pair", *rel.split("/")), target)
+
+
+def _swap(rel: str, make):
+    """Replace data/<rel> (written by the setup) with what `make(ctx, path)` makes."""
+    def step(ctx):
+        ctx.path("data", rel).unlink()
+        make(ctx, ctx.path("data", rel))
+    return step
+
+
+LAST = LFW_IMAGES[-1]
+CASES += [
+    Case("lfw-image-fifo", "accuracy", "accuracy_check", run_lfw(), rf"faces/{LAST}: not a regular file",
+         setup=lfw(extra=lambda c: _lfw_copy(c, {LAST: fifo}))),
+    Case("lfw-image-truncated", "accuracy", "accuracy_check", run_lfw(), rf"faces/{LAST}: not a decodable image",
+         setup=lfw(extra=lambda c: _lfw_copy(c, {LAST: lambda ctx, path: path.write_bytes(
+             shared_path("data", "lfw", "lfw_aligned_100pair", *LAST.split("/")).read_bytes()[:600])}))),
+    Case("lfw-every-image-broken-with-skip-broken", "accuracy", "accuracy_check", run_lfw("--skip_broken"),
+         r"no pair has both images readable \(4 images broken, e\.g\. .*empty file",
+         setup=lfw(extra=lambda c: _lfw_copy(c, {rel: content(b"") for rel in LFW_IMAGES}))),
+    Case("landmarks-fifo", "accuracy", "accuracy_check", run_lfw(), r"landmarks\.txt: .*regular file, found a FIFO",
+         setup=lfw(landmarks=LANDMARKS, extra=_swap("landmarks.txt", fifo))),
+    Case("pairs-fifo", "accuracy", "accuracy_check", run_lfw(), r"pairs\.txt: .*regular file, found a FIFO",
+         setup=lfw(extra=_swap("pairs.txt", fifo))),
+    Case("stored-nan-embeddings", "accuracy", "accuracy_check", run_stored(S), r"p\.npz: embeddings: holds NaN",
+         setup=lambda c: (lfw()(c), np.savez(c.path(S), kind=np.array("embeddings"), meta=np.array("{}"),
+                                              names=np.array(LFW_IMAGES), embeddings=np.full((4, 8), np.nan)))),
+    Case("stored-detections-for-lfw", "accuracy", "accuracy_check", run_stored(S),
+         r"p\.npz: holds detections, this dataset needs embeddings",
+         setup=lambda c: (lfw()(c), np.savez(c.path(S), **_arrays()))),
+]

@@ -348,6 +348,7 @@ def evaluate_lfw(launcher: Launcher | None, adapter: dict[str, Any], spec: Datas
         began = time.perf_counter()
         raw, broken = run_inference(launcher, keys, load, lambda k, o: o[output].reshape(-1).astype(np.float64),
                                     options.skip_broken, progress)
+        broken = [(key[0], message) for key, message in broken if not key[1]]  # once per image, not per flip
         timings["inference_s"] = time.perf_counter() - began
         embeddings = {}
         for n in names:
