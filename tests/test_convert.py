@@ -298,3 +298,75 @@ def test_streamed_onnx_file_parses_to_the_same_model(tmp_path):
     loaded = onnx.load(tmp_path / "streamed.onnx")
     assert loaded == graph and len(loaded.graph.initializer) > 100
     onnx.checker.check_model(loaded)
+
+
+def test_progress_steps_match_the_totals_the_bar_announces(tmp_path):
+    """The converter's bar total is models x conversion_steps: each conversion reports exactly that many."""
+    from facezoo.convert.convert import BUILD_STEPS, build_onnx, conversion_steps
+    model = MODELS["mobileface-identification-v3"]
+    dl = _download_mirror(tmp_path, model.name)
+    for precisions in (["FP32"], ["FP32", "FP16"]):
+        steps = []
+        convert_model(model, dl, tmp_path / "ir", precisions, lambda: steps.append(1))
+        assert len(steps) == conversion_steps(precisions)
+    steps = []
+    build_onnx(model, dl, lambda: steps.append(1))
+    assert len(steps) == BUILD_STEPS
+
+
+@pytest.mark.parametrize("field,values,message", [
+    ("mean_values", (127.5, float("nan"), 127.5), r"conversion\.mean_values\[1\]: nan is not a finite number"),
+    ("scale_values", (float("inf"),), r"conversion\.scale_values\[0\]: inf is not a finite number"),
+    ("scale_values", (1.0, 0.0, 1.0), r"conversion\.scale_values\[1\]: 0 would divide by zero"),
+    ("mean_values", (), r"conversion\.mean_values is empty")])
+def test_mean_and_scale_must_be_finite_and_scale_non_zero(field, values, message):
+    from dataclasses import replace
+    from facezoo.convert.to_onnx import check_conversion
+    conversion = replace(MODELS["mobileface-identification-v3"].conversion, **{field: values})
+    with pytest.raises(ConvertError, match=message):
+        check_conversion(conversion, "model.yml")
+
+
+def test_every_supported_operator_has_an_attribute_table():
+    from facezoo.convert.attributes import SPECS
+    from facezoo.convert.ops import OPS
+    assert set(SPECS) == set(OPS)
+
+
+@pytest.mark.parametrize("text,kind,low,value", [
+    ("(3, 3)", "ints", 1, (3, 3)), ("(3L, 3L)", "ints", 1, (3, 3)), ("[1,2]", "ints", 0, (1, 2)), ("(1,)", "ints", 1, (1,)),
+    ("None", "int", 1, None), ("True", "bool", None, True), ("0", "bool", None, False), ("1e-5", "float", 0, 1e-5),
+    ("(0, -4, 2, -1, 0)", "reshape", None, (0, -4, 2, -1, 0))])
+def test_attribute_values_parse_as_mxnet_does(text, kind, low, value):
+    from facezoo.convert.attributes import Attr, parse_attr
+    assert parse_attr(text, Attr(kind, low)) == value
+
+
+@pytest.mark.parametrize("text,kind,low,message", [
+    ("(3.5, 3)", "ints", 1, "a tuple of integers"), ("4.7", "int", 1, "an integer"), ("0", "int", 1, "a positive integer"),
+    ("(-1, 2)", "ints", 0, "integers >= 0"), ("2147483648", "int", None, "within"), ("inf", "float", None, "finite"),
+    ("(-1, -1)", "reshape", None, "at most one -1"), ("yes", "bool", None, "True or False"), ("(3, 3", "ints", 1, "tuple")])
+def test_attribute_values_mxnet_would_refuse_are_refused(text, kind, low, message):
+    from facezoo.convert.attributes import Attr, parse_attr
+    with pytest.raises(ValueError, match=message):
+        parse_attr(text, Attr(kind, low))
+
+
+def test_every_converter_option_has_help_text():
+    from facezoo.convert.cli import build_parser
+    missing = [a.option_strings for a in build_parser()._actions if a.option_strings and not a.help]
+    assert not missing
+
+
+def test_staging_moves_all_or_nothing(tmp_path):
+    from facezoo.convert.staging import Staging
+    with Staging(tmp_path, "t") as staging:
+        (staging.dir / "a").write_text("a")
+        staging.commit([(staging.dir / "a", tmp_path / "x" / "a")])
+    assert (tmp_path / "x" / "a").read_text() == "a"
+    with Staging(tmp_path, "t") as staging:
+        (staging.dir / "b").write_text("b")
+        staging.discard()  # what SIGINT/SIGTERM does
+        with pytest.raises(ConvertError, match="interrupted before the outputs were moved"):
+            staging.commit([(staging.dir / "b", tmp_path / "b")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]

@@ -51,7 +51,7 @@ def _int(text: str) -> int:
 
 def _ints(text: str) -> tuple[int, ...]:
     body = text
-    if body[:1] in "([":
+    if body[:1] and body[:1] in "([":
         if body[-1:] != {"(": ")", "[": "]"}[body[0]]:
             raise ValueError("a tuple of integers such as (3, 3)")
         body = body[1:-1].strip()

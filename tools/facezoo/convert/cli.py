@@ -47,7 +47,7 @@ def _report(name: str, report, paths: list[str]) -> str:
 
 
 def _one(model: Model, args: argparse.Namespace, precisions: list[str], image, step) -> tuple[str, bool]:
-    tqdm.write(f"========== {model.name}: {'translating' if args.dry_run else 'converting'}", file=sys.stderr)
+    tqdm.write(f"========== {model.name}: {'translating' if args.dry_run else 'converting'}", file=sys.stdout)
     if args.dry_run:
         _, report = build_onnx(model, args.download_dir, step)
         return _report(model.name + " (dry run: nothing written)", report, []), True

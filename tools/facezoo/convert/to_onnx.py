@@ -138,6 +138,9 @@ def check_graph(symbol: Symbol, params: dict[str, np.ndarray], declared: dict[st
             continue
         if node.op != "null":
             attrs[node.index] = node_attributes(node, where)
+        elif node.name not in declared and node.name in params and params[node.name].ndim == 0:
+            raise ConvertError(f"{where}: parameter '{node.name}' is a 0-d scalar; a checkpoint's parameters "
+                               f"have at least one dimension")
         elif node.name not in declared and node.name not in params:
             users = [n.name for n in symbol.nodes if any(j == node.index for j, _ in n.inputs)]
             raise ConvertError(f"{where}: node '{node.name}' (input of '{users[0] if users else '?'}') "
