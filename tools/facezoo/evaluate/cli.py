@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from facezoo.common.cli import ArgumentParser, guarded, run_command
+from facezoo.common.safeio import signals_deferred
 
 
 def _positive_int(text: str) -> int:
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .run import run
+    with signals_deferred():  # a signal inside a C extension's import would become an ImportError
+        from .run import run
 
     result = run(args, lambda line: print(line, flush=True))
     info = result.run

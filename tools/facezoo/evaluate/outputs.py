@@ -2,13 +2,15 @@
 the run goes on, and put in place together at the end (files renamed, folders swapped whole)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from facezoo.common.cli import on_interrupt
-from facezoo.common.safeio import OutputGroup, check_output_dir, check_output_file, make_temp_dir, signals_deferred
+from facezoo.common.safeio import TEMP_PREFIX, OutputGroup, check_output_dir, check_output_file, make_temp_dir, \
+    signals_deferred
 
 from .errors import EvaluateError
 
@@ -84,13 +86,21 @@ class Staging:
         self.files = OutputGroup()
         self._folders: list[tuple[Path, Path]] = []  # (staged folder, target)
         self._leftovers: list[Path] = []
+        self._parents: set[Path] = set()  # folders where this process's temporaries may be
         self._forget = on_interrupt(self.discard)
 
+    def _beside(self, path: Path) -> None:
+        """Note the folder of `path` before anything is made there: an interrupt can land between
+        a temporary's creation and its registration, and `discard` sweeps these folders too."""
+        self._parents.add(Path(path).resolve().parent)
+
     def text(self, path: Path, text: str) -> None:
+        self._beside(path)
         self.files.stage(path, text)
 
     def file(self, path: Path) -> Path:
         """A free temporary path beside `path` to write (e.g. stored predictions), renamed on commit."""
+        self._beside(path)
         staged = self.files.reserve(path)
         staged.unlink()  # the writer creates it: an existing file would be read as stored predictions
         return staged
@@ -98,6 +108,7 @@ class Staging:
     def folder(self, target: Path) -> Path:
         """An empty temporary folder beside `target`, swapped in on commit."""
         target = Path(target)
+        self._beside(target)
         staged = make_temp_dir(target.resolve().parent, target.name)
         os.chmod(staged, _folder_mode())  # mkdtemp's 0700 would otherwise become the output's mode
         self._folders.append((staged, target.resolve()))
@@ -122,12 +133,26 @@ class Staging:
             shutil.rmtree(staged, ignore_errors=True)
         self._folders.clear()
         self._remove_leftovers()
+        mine = f"{TEMP_PREFIX}{os.getpid()}-"
+        for parent in self._parents:
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(parent):
+                    if entry.name.startswith(mine):
+                        _remove(Path(entry.path))
         self._forget()
 
     def _remove_leftovers(self) -> None:
         for path in self._leftovers:
             shutil.rmtree(path, ignore_errors=True)
         self._leftovers.clear()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _folder_mode() -> int:

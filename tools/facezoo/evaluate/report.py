@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facezoo.common.safeio import signals_deferred
+
 from .evaluator import Evaluation
 from .provenance import versions
 
@@ -48,11 +50,20 @@ def csv_text(ev: Evaluation) -> str:
     return out.getvalue()
 
 
-def _plots(folder: Path, ev: Evaluation) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def load_plotting():
+    """matplotlib (Agg) imported with SIGINT/SIGTERM deferred. Call it before inference threads
+    exist: a signal landing inside a C extension's import turns into an ImportError, and once
+    other threads run, blocking signals in this one no longer keeps them out of the import."""
+    with signals_deferred():
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.backends import backend_agg  # noqa: F401  (imported by the first savefig)
+    return plt
 
+
+def _plots(folder: Path, ev: Evaluation) -> list[str]:
+    plt = load_plotting()
     files = []
     pr = {k: v for k, v in ev.curves.items() if "precision" in v}
     if pr:

@@ -21,7 +21,7 @@ from .errors import EvaluateError
 from .evaluator import Evaluation, RunOptions, evaluate, sha256_of
 from .outputs import Output, Staging, check_outputs
 from .provenance import cpu, versions
-from .report import csv_text, json_text, write_html
+from .report import csv_text, json_text, load_plotting, write_html
 
 PRECISION = re.compile(r"FP(32|16)(-INT8)?")  # the converter's precision folder names
 DEFAULT_PRECISION = "FP32"
@@ -191,6 +191,8 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
     for name, path in (("model", model_file), ("model weights", model_file and model_file.with_suffix(".bin"))):
         if path is not None and path.exists():
             hashes[name] = sha256_of(path)
+    if args.report:
+        load_plotting()  # now, while this is the only thread (see load_plotting)
     launcher = None
     if model_file is not None and not read_predictions:
         launcher = _launcher(chosen.framework, model_file, args.target_device)

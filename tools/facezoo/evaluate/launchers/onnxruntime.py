@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from facezoo.common.safeio import regular_input
+from facezoo.common.safeio import regular_input, signals_deferred
 
 from ..errors import EvaluateError
 from .base import Handler, InputInfo
@@ -22,7 +22,8 @@ class OnnxRuntimeLauncher:
             raise EvaluateError(f"--target_device {device}: the onnxruntime launcher runs on CPU only")
         # its telemetry SDK otherwise leaves a session file (.ses) in $TMPDIR on import
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-        import onnxruntime as ort
+        with signals_deferred():  # a signal inside its import would become an ImportError
+            import onnxruntime as ort
 
         regular_input(path, "ONNX model (omz_converter writes <out>/public/<name>/<name>.onnx)", EvaluateError)
         options = ort.SessionOptions()

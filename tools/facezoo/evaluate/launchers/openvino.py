@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from facezoo.common.safeio import regular_input
+from facezoo.common.safeio import regular_input, signals_deferred
 
 from ..errors import EvaluateError
 from .base import Handler, InputInfo
@@ -32,7 +32,8 @@ class OpenVINOLauncher:
     """Compiled IR with as many infer requests as the device suggests for throughput."""
 
     def __init__(self, xml: Path, device: str = "CPU"):
-        import openvino as ov
+        with signals_deferred():  # a signal inside its import would become an ImportError
+            import openvino as ov
 
         regular_input(xml, "IR (.xml)", EvaluateError)
         regular_input(Path(xml).with_suffix(".bin"), "IR weights (.bin beside the .xml; run omz_converter)",
