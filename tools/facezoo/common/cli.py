@@ -40,9 +40,13 @@ def on_interrupt(callback: Callable[[], None]) -> Callable[[], None]:
     return remove
 
 
+_received: list[int] = []  # the signal that interrupted the command, once one has
+
+
 def _raise(signum, frame) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _received.append(signum)
     raise Interrupted(signum)
 
 
@@ -65,16 +69,20 @@ def guarded(prog: str, body: Callable[[], int]) -> int:
     """`body()`'s exit status, or 2 with one line on stderr when it raised a user error."""
     try:
         return int(body() or 0)
-    except FacezooError as exc:
-        sys.stderr.write(f"{prog}: error: {_one_line(exc)}\n")
-    except BrokenPipeError:
-        raise
-    except OSError as exc:  # the environment refused a file operation (disk full, permissions)
-        where = f"{exc.filename}: " if exc.filename else ""
-        sys.stderr.write(f"{prog}: error: {where}{exc.strerror or _one_line(exc)}\n")
-    except MemoryError:
-        sys.stderr.write(f"{prog}: error: out of memory\n")
-    return 2
+    except (FacezooError, OSError, MemoryError) as exc:
+        if _received:  # the error is the signal's doing (a library wrapped the interrupt): not the user's
+            raise Interrupted(_received[0]) from None
+        if isinstance(exc, BrokenPipeError):
+            raise
+        if isinstance(exc, FacezooError):
+            message = _one_line(exc)
+        elif isinstance(exc, OSError):  # the environment refused a file operation (disk full, permissions)
+            message = f"{exc.filename}: " if exc.filename else ""
+            message += exc.strerror or _one_line(exc)
+        else:
+            message = "out of memory"
+        sys.stderr.write(f"{prog}: error: {message}\n")
+        return 2
 
 
 def run_command(prog: str, main: Callable[[], int]) -> None:
@@ -85,24 +93,40 @@ def run_command(prog: str, main: Callable[[], int]) -> None:
     signal.signal(signal.SIGTERM, _raise)
     try:
         code = main()
-    except (Interrupted, KeyboardInterrupt) as exc:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
-        with _cleanup_lock:
-            callbacks = list(reversed(_cleanups))
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:  # best effort; the next run of the command sweeps what is left
-                pass
-        name = signal.Signals(signum).name
-        sys.stderr.write(f"{prog}: interrupted by {name}; nothing partial was left at a final path\n")
-        _finish(128 + signum)
     except BrokenPipeError:  # the reader of stdout went away (`| head`): not an error of ours
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except OSError:
-            pass
-        _finish(0)
+        if not _received:
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except OSError:
+                pass
+            _finish(0)
+        _interrupted(prog, _received[0])
+    except BaseException as exc:
+        # Interrupted itself, or whatever a library turned it into (numpy wraps an interrupt that
+        # lands during its import in an ImportError): a signal was received, so it is the signal.
+        if isinstance(exc, SystemExit) and not _received:
+            raise
+        if isinstance(exc, Interrupted):
+            _interrupted(prog, exc.signum)
+        if isinstance(exc, KeyboardInterrupt) or _received:
+            _interrupted(prog, _received[0] if _received else int(signal.SIGINT))
+        raise
+    if _received:  # the interrupt was swallowed on the way out: the status still says so
+        _interrupted(prog, _received[0])
     _finish(int(code or 0))
+
+
+def _interrupted(prog: str, signum: int) -> None:
+    """Run the registered cleanups, print one line and exit 128 + signum."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with _cleanup_lock:
+        callbacks = list(reversed(_cleanups))
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # best effort; the next run of the command sweeps what is left
+            pass
+    name = signal.Signals(signum).name
+    sys.stderr.write(f"{prog}: interrupted by {name}; nothing partial was left at a final path\n")
+    _finish(128 + signum)
