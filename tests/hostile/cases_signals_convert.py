@@ -16,7 +16,7 @@ BLOCKS = 3000  # about 10 s of conversion on a 2-core machine
 ARGV = ["--name", "m", "--models_dir", "models", "-d", "dl", "-o", "out"]
 READY = "m: converting"
 SIGNALS = ((signal.SIGINT, 130), (signal.SIGTERM, 143))
-PHASES = (("reading", 0.0), ("building", 0.6), ("openvino", 2.5), ("saving", 5.0))
+PHASES = (("reading", 0.0), ("building", 0.6), ("openvino", 2.5), ("openvino-late", 5.0))
 
 
 def chain(ctx) -> None:

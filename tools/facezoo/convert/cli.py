@@ -9,6 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from facezoo.common.cli import ArgumentParser, guarded, run_command
+from facezoo.common.safeio import sweep_stale_temps
 from facezoo.registry import Model
 from facezoo.registry.arguments import add_model_arguments, selected_models
 
@@ -108,6 +109,8 @@ def _convert(args: argparse.Namespace, precisions: list[str]) -> int:
     if chosen is None:
         return 0
     image = _preflight(chosen, args, precisions)
+    if not args.dry_run:
+        sweep_stale_temps(args.output_dir or args.download_dir)  # what a run killed with -9 left
     steps = BUILD_STEPS if args.dry_run else conversion_steps(precisions) + (VERIFY_STEPS if args.verify else 0)
     bar = tqdm(total=steps * len(chosen), desc=f"converting {len(chosen)} model(s)", unit="step", file=sys.stderr,
                disable=None, dynamic_ncols=True)

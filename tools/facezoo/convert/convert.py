@@ -10,7 +10,7 @@ from pathlib import Path
 import onnx
 
 from facezoo.common.cli import on_interrupt
-from facezoo.common.safeio import check_output_dir, check_output_file, regular_input, sweep_stale_temps
+from facezoo.common.safeio import check_output_dir, check_output_file, regular_input
 from facezoo.registry import Model
 
 from .errors import ConvertError
@@ -133,7 +133,6 @@ def convert_model(model: Model, download_dir: Path, output_dir: Path, precisions
     all together; on an error or a signal nothing reaches a final path. `step` is called once per
     finished step (`conversion_steps`)."""
     check_model(model, download_dir, precisions)
-    sweep_stale_temps(output_dir)  # what a killed (-9) run left
     graph, report = build_onnx(model, download_dir, step)
     final = output_paths(model, output_dir, precisions)
     with Staging(Path(output_dir), "convert") as staging:
