@@ -370,3 +370,14 @@ def test_staging_moves_all_or_nothing(tmp_path):
         with pytest.raises(ConvertError, match="interrupted before the outputs were moved"):
             staging.commit([(staging.dir / "b", tmp_path / "b")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]
+
+
+def test_openvino_failure_is_one_line_naming_the_model(tmp_path):
+    """OpenVINO runs in its own process (ir_writer.py); what it cannot read is a ConvertError, not a crash."""
+    from facezoo.convert.convert import _write_irs
+    (tmp_path / "bad.onnx").write_bytes(b"not an onnx file")
+    with pytest.raises(ConvertError, match=r"^mobileface-identification-v3: OpenVINO could not convert the ONNX "
+                                           r"graph: \w+: .+") as caught:
+        _write_irs(MODELS["mobileface-identification-v3"], tmp_path / "bad.onnx", {"FP32": tmp_path / "m.xml"},
+                   lambda: None)
+    assert "\n" not in str(caught.value) and not (tmp_path / "m.xml").exists()

@@ -99,31 +99,33 @@ def build_onnx(model: Model, download_dir: Path, step: Callable[[], None] = _no_
     symbol_path, params_path = check_model(model, download_dir)
     symbol, params = read_symbol(symbol_path), read_ndarray_file(params_path)
     step()
-    graph = mxnet_to_onnx(symbol, params, model.conversion, model.name)
+    graph, report = mxnet_to_onnx(symbol, params, model.conversion, model.name)
     step()
-    return graph
+    return graph, report
 
 
 def _write_irs(model: Model, onnx_path: Path, xmls: dict[str, Path], step: Callable[[], None]) -> None:
     """OpenVINO IR files from the ONNX file, written by `ir_writer.py` in its own process (killed
     on SIGINT/SIGTERM); `step` is called as it reports each finished step."""
     argv = [sys.executable, "-I", str(IR_WRITER), str(onnx_path)] + [f"{p}={xml}" for p, xml in xmls.items()]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    # one pipe for both streams: a child that fills an unread stderr pipe would block forever
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, errors="replace")
     unregister = on_interrupt(proc.kill)
+    last = ""  # the child's last message line: its one-line error when it fails
     try:
         for line in proc.stdout:
             if line.startswith(("converted", "saved ")):
                 step()
-        stderr = proc.stderr.read()
+            elif line.strip():
+                last = line.strip()
         proc.wait()
     finally:
         unregister()
         proc.stdout.close()
-        proc.stderr.close()
     if proc.returncode != 0:
-        tail = (stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-        raise ConvertError(f"{model.name}: OpenVINO could not convert the ONNX graph: {tail}")
+        raise ConvertError(f"{model.name}: OpenVINO could not convert the ONNX graph: "
+                           f"{last or f'exit status {proc.returncode}'}")
 
 
 def convert_model(model: Model, download_dir: Path, output_dir: Path, precisions: list[str],
