@@ -1,0 +1,32 @@
+"""The console scripts' entry points. Each installs the signal handling first and only then imports
+its command (NumPy, ONNX and OpenVINO take a while to load), so a Ctrl-C or SIGTERM at any moment
+ends as the signal: one line, exit 130 or 143."""
+from __future__ import annotations
+
+import importlib
+
+from facezoo.common.cli import run_command
+
+
+def _start(prog: str, module: str) -> None:
+    run_command(prog, lambda: importlib.import_module(module).main())
+
+
+def omz_downloader() -> None:
+    """Download registry models' original files."""
+    _start("omz_downloader", "facezoo.download.cli")
+
+
+def omz_converter() -> None:
+    """Convert registry models to ONNX and OpenVINO IR."""
+    _start("omz_converter", "facezoo.convert.cli")
+
+
+def omz_info_dumper() -> None:
+    """Print registry models as JSON."""
+    _start("omz_info_dumper", "facezoo.registry.cli")
+
+
+def accuracy_check() -> None:
+    """Evaluate a converted model on a dataset."""
+    _start("accuracy_check", "facezoo.evaluate.cli")
