@@ -96,10 +96,18 @@ def test_image_header_reader_on_random_bytes(data):
     assert width > 0 and height > 0
 
 
-@given(mutations)
-def test_image_reader_on_mutated_jpeg(jpeg, tmp_path_factory, ops):
-    path = tmp_path_factory.getbasetemp() / "fuzz.jpg"
-    path.write_bytes(_mutate(jpeg, ops))
+@pytest.fixture(scope="module")
+def encoded(jpeg):
+    """The real face as JPEG, and re-encoded as PNG and BMP."""
+    import cv2
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    return {"jpg": jpeg, **{ext: cv2.imencode(f".{ext}", image)[1].tobytes() for ext in ("png", "bmp")}}
+
+
+@given(st.sampled_from(["jpg", "png", "bmp"]), mutations)
+def test_image_reader_on_mutated_files(encoded, tmp_path_factory, ext, ops):
+    path = tmp_path_factory.getbasetemp() / f"fuzz.{ext}"
+    path.write_bytes(_mutate(encoded[ext], ops))
     image = _outcome(read_image, path, max_pixels=200 * 200)
     if image is not None:
         assert image.ndim == 3 and image.size > 0

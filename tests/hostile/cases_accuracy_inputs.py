@@ -159,6 +159,17 @@ def _mat_cell_bomb() -> bytes:
     return _mat_header() + struct.pack("<II", 14, len(body)) + body
 
 
+def _mat_unknown_type() -> bytes:
+    """gt_list: a cell holding a double array whose data element has type code 128 (SciPy's reader
+    crashes the process on it)."""
+    def matrix(cls: int, name: bytes, content: bytes) -> bytes:
+        body = (struct.pack("<IIII", 6, 8, cls, 0) + struct.pack("<IIii", 5, 8, 1, 1)
+                + struct.pack("<II", 1, len(name)) + name.ljust(-(-len(name) // 8) * 8, b"\0") + content)
+        return struct.pack("<II", 14, len(body)) + body
+    leaf = matrix(6, b"", struct.pack("<II", 128, 8) + bytes(8))
+    return _mat_header() + matrix(1, b"gt_list", leaf)
+
+
 def _mat_zlib_bomb(ctx, path) -> None:
     """A compressed element that unpacks to 300 MiB (streamed, so the test does not hold it)."""
     squeeze = zlib.compressobj(1)
@@ -364,6 +375,7 @@ MATS = [
     ("boxes-not-by-four", lambda: {V: _truth(boxes=_cells([np.array([[1, 2, 3]], dtype=np.int32)] * 2))[V]},
      rf"{V}: face_bbx_list\{{1\}}\{{1\}}: expected G x 4 boxes"),
     ("cell-declaring-a-billion", lambda: {H: _mat_cell_bomb()}, rf"{H}: byte \d+: declares 1000000000 elements"),
+    ("data-of-unknown-type", lambda: {H: _mat_unknown_type()}, rf"{H}: byte \d+: data of unknown type 128"),
     ("zlib-bomb", lambda: {H: _mat_zlib_bomb}, rf"{H}: byte 128: compressed elements unpack to more than"),
     ("fifo", lambda: {H: lambda ctx, path: os.mkfifo(path)}, rf"{H}: .*regular file, found a FIFO"),
 ]

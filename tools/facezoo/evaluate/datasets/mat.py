@@ -1,10 +1,11 @@
 """MATLAB v5 .mat files read safely: the element structure is walked before SciPy reads the file,
 so a damaged or hostile file is an error naming it, not a crash or a huge allocation.
 
-SciPy trusts two things a file declares: how much a compressed element unpacks to (a zlib bomb)
-and how many elements a cell or struct array holds (it allocates that many before reading them).
-`check_mat` unpacks compressed elements under a byte budget and requires every cell or struct
-array to have room for its declared elements; only cell, struct, char and numeric arrays pass.
+SciPy trusts what a file declares: how much a compressed element unpacks to (a zlib bomb), how
+many elements a cell or struct array holds (it allocates that many before reading them), and the
+type codes of data elements (an unknown one crashes its reader). `check_mat` unpacks compressed
+elements under a byte budget, requires every cell or struct array to have room for its declared
+elements, and every element to have a known type; only cell, struct, char and numeric arrays pass.
 """
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ MI_INT8, MI_INT32, MI_UINT32, MI_MATRIX, MI_COMPRESSED = 1, 5, 6, 14, 15
 CELL, STRUCT, CHAR = 1, 2, 4
 NUMERIC = range(6, 16)  # double, single, int8 ... uint64
 LEAVES = frozenset((CHAR, *NUMERIC))
+COMPLEX = 0x800  # array flag: an imaginary part follows the real one
+# the element types a data part may have: int8 ... uint64, single, double, utf8/16/32
+DATA_TYPES = frozenset((1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 16, 17, 18))
+
+
+_WORDS = {o: struct.Struct(o + "II") for o in "<>"}
 
 
 class MatError(EvaluateError):
@@ -35,7 +42,7 @@ def _tag(data: bytes, pos: int, end: int, order: str) -> tuple[int, int, int, in
     """(type, size, data start, next element) of the element at `pos` (8-byte aligned)."""
     if pos + 8 > end:
         raise MatError(f"byte {pos}: element tag cut short")
-    first, second = struct.unpack_from(order + "II", data, pos)
+    first, second = _WORDS[order].unpack_from(data, pos)
     if first >> 16:  # small element: size and type in one word, data in the next 4 bytes
         size = first >> 16
         if size > 4:
@@ -55,19 +62,27 @@ def _matrix(data: bytes, start: int, end: int, order: str, depth: int) -> None:
     kind, size, at, pos = _tag(data, start, end, order)
     if kind != MI_UINT32 or size != 8:
         raise MatError(f"byte {start}: array flags missing")
-    cls = struct.unpack_from(order + "I", data, at)[0] & 0xFF
+    flags = struct.unpack_from(order + "I", data, at)[0]
+    cls = flags & 0xFF
     kind, size, at, pos = _tag(data, pos, end, order)
     if kind != MI_INT32 or size % 4 or not 8 <= size <= 128:
         raise MatError(f"byte {at}: array dimensions missing (2 to 32 int32 values)")
     dims = struct.unpack_from(f"{order}{size // 4}i", data, at)
     if min(dims) < 0:
         raise MatError(f"byte {at}: negative array dimension {min(dims)}")
-    _, _, _, pos = _tag(data, pos, end, order)  # the array's name
+    kind, _, at, pos = _tag(data, pos, end, order)
+    if kind != MI_INT8:
+        raise MatError(f"byte {at}: array name missing")
     count = 1
     for d in dims:
         count *= d
     if cls in LEAVES:
-        return  # SciPy checks that the data holds exactly `count` values
+        # SciPy checks the values against the dimensions, but not the data's type (an unknown one crashes it)
+        for _ in range(2 if flags & COMPLEX else 1):
+            kind, _, at, pos = _tag(data, pos, end, order)
+            if kind not in DATA_TYPES:
+                raise MatError(f"byte {at}: data of unknown type {kind}")
+        return
     if cls not in (CELL, STRUCT):
         raise MatError(f"byte {start}: array class {cls} (only cell, struct, char and numeric arrays are read)")
     if cls == STRUCT:
@@ -75,20 +90,17 @@ def _matrix(data: bytes, start: int, end: int, order: str, depth: int) -> None:
         length = struct.unpack_from(order + "i", data, at)[0] if kind == MI_INT32 and size == 4 else 0
         if not 1 <= length <= 64:
             raise MatError(f"byte {at}: struct field name length missing (1 to 64)")
-        _, size, _, pos = _tag(data, pos, end, order)
+        kind, size, at, pos = _tag(data, pos, end, order)
+        if kind != MI_INT8:
+            raise MatError(f"byte {at}: struct field names missing")
         count *= size // length
     if count * 8 > end - pos:  # every child takes at least its 8-byte tag
         raise MatError(f"byte {start}: declares {count} elements, room for {(end - pos) // 8}")
-    flag_word = struct.Struct(order + "I")
     for _ in range(count):
-        kind, size, at, following = _tag(data, pos, end, order)
+        kind, size, at, pos = _tag(data, pos, end, order)
         if kind != MI_MATRIX:
-            raise MatError(f"byte {pos}: expected an array element, found type {kind}")
-        # only cells and structs declare children SciPy allocates up front; it checks char and numeric data
-        leaf = size >= 16 and flag_word.unpack_from(data, at + 8)[0] & 0xFF in LEAVES
-        if size and not leaf:
-            _matrix(data, at, at + size, order, depth + 1)
-        pos = following
+            raise MatError(f"byte {at - 8}: expected an array element, found type {kind}")
+        _matrix(data, at, at + size, order, depth + 1)
 
 
 def check_mat(data: bytes, budget: int = UNPACKED_LIMIT) -> None:
