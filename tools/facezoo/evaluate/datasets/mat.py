@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,7 @@ def load_mat(path: Path, variables: list[str]) -> dict[str, Any]:
     """The named variables of a .mat file, after `check_mat`; errors name the file (and the
     missing variable)."""
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadWarning
 
     data = read_bytes_limited(path, FILE_LIMIT, ".mat file", EvaluateError)
     try:
@@ -141,7 +143,9 @@ def load_mat(path: Path, variables: list[str]) -> dict[str, Any]:
     except MatError as exc:
         raise EvaluateError(f"{path}: {exc}") from None
     try:
-        loaded = loadmat(io.BytesIO(data), variable_names=variables)
+        with warnings.catch_warnings():  # e.g. a variable name twice: which one is meant is unclear
+            warnings.simplefilter("error", MatReadWarning)
+            loaded = loadmat(io.BytesIO(data), variable_names=variables)
     except Exception as exc:  # SciPy raises many types for a damaged file
         raise EvaluateError(f"{path}: not a readable .mat file ({type(exc).__name__}: {exc})") from None
     missing = [v for v in variables if v not in loaded]
