@@ -1,6 +1,7 @@
 """Images from disk to network input blobs (BGR or gray, N x C x H x W float32, 0..255)."""
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from pathlib import Path
@@ -103,12 +104,21 @@ def _read(path: Path, limit: int) -> bytes:
     return data
 
 
+@functools.cache
+def _decoder():
+    """cv2 with its own log lines silenced: a broken image is reported once, by us, in one line
+    (OpenCV would add 'imdecode_ ... can't read data' lines to stderr)."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    return cv2
+
+
 def read_image(path: Path, gray: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode an image (BGR, or one channel when `gray`). Only JPEG, PNG and BMP files are read,
     and only when their header says at most `max_pixels` pixels; a file that is not a regular
     file, empty, truncated or undecodable is a BrokenImage naming it."""
-    import cv2
-
+    cv2 = _decoder()
     path = Path(path)
     data = _read(path, BYTES_PER_PIXEL_LIMIT * max_pixels + (1 << 20))
     try:
