@@ -49,6 +49,7 @@ def save_detections(path: Path, detections: dict[str, Detections], meta: dict[st
 
 
 def save_embeddings(path: Path, embeddings: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """One .npz: image paths and their embeddings, one row each."""
     names = sorted(embeddings)
     _save(path, kind=np.array("embeddings"), meta=np.array(json.dumps(meta, sort_keys=True)),
           names=np.array(names, dtype=str),

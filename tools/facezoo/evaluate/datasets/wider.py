@@ -101,7 +101,8 @@ def parse_bbx_gt(text: str, source: str = "<text>") -> list[WiderImage]:
         if early is not None or len(block) < rows:
             found = early if early is not None else len(block)
             ending = f"line {i + 3 + early} is the next image" if early is not None else "the file ends"
-            raise EvaluateError(f"{source}:{i + 2}: {path} announces {count} faces ({rows} lines), "
+            lines_meant = f"{rows} lines" if count else "1 line of ten zeros"
+            raise EvaluateError(f"{source}:{i + 2}: {path} announces {count} faces ({lines_meant}), "
                                 f"found {found} before {ending}")
         values = [_face_row(line, f"{source}:{i + 3 + k}") for k, line in enumerate(block)]
         table = np.array(values[:count], dtype=np.int64).reshape(-1, 10)
