@@ -97,33 +97,53 @@ def test_symbol_json_with_a_value_replaced_converts_or_is_refused(data):
     _convert_or_refuse(json.dumps(edited), params, REAL_CONVERSION)
 
 
-ATTR_TEXT = st.sampled_from(["1", "2", "3", "0", "-1", "-2", "-3", "-4", "(1, 1)", "(3, 3)", "(2, 2)", "(0, 0)",
-                             "(1,)", "(3, 3, 3)", "(0, -1)", "(0, 2, -1, 0)", "(-2,)", "(-3, 0)", "(0, -4, 2, -1, 0)",
-                             "True", "False", "None", "0.5", "1e-5", "relu", "prelu", "leaky", "elu", "sigmoid",
-                             "max", "avg", "full", "valid", "channel", "instance", "spatial", "nearest", "(0, 2, 3, 1)",
-                             "(1, 0)", "(8, 8)", "(2, 1)"]) | st.text(max_size=8)
+BY_KIND = {
+    "int": st.sampled_from(["1", "2", "3", "0", "-1", "4"]),
+    "ints": st.sampled_from(["(1, 1)", "(3, 3)", "(2, 2)", "(0, 0)", "(1,)", "(3, 3, 3)", "(2, 1)", "(8, 8)",
+                             "(0, 2, 3, 1)", "(1, 0)", "()"]),
+    "reshape": st.sampled_from(["(0, -1)", "(0, 2, -1, 0)", "(-2,)", "(-3, 0)", "(0, -4, 2, -1, 0)", "(1, 128)",
+                                "(-1,)", "(0, 0, 0, 0)"]),
+    "bool": st.sampled_from(["True", "False", "1", "0"]),
+    "float": st.sampled_from(["0.5", "1e-5", "0", "-2", "1"]),
+    "str": st.sampled_from(["relu", "prelu", "leaky", "elu", "sigmoid", "max", "avg", "full", "valid", "channel",
+                            "instance", "spatial", "nearest", "NCHW", "training"]),
+}
+PLAUSIBLE = st.one_of(*BY_KIND.values())
+HOSTILE = st.sampled_from(["None", "nan", "1e999", "(3.5, 3)", "4.7", "-5", "(2147483648,)", "", "((1,2),)"]) | \
+    st.text(max_size=8)
+
+
+def attr_text(attr: Attr):
+    """Mostly a value of the attribute's kind (or one of its choices), sometimes anything."""
+    typed = st.sampled_from([str(c) for c in attr.choices]) if attr.choices else BY_KIND[attr.kind]
+    return st.one_of(typed, typed, typed, PLAUSIBLE, HOSTILE)
 
 
 @st.composite
 def graphs(draw):
-    """A symbol document of random supported operators over a 1x2x8x8 input, and parameters for its
-    variables (random shapes, sometimes the ones an operator needs)."""
+    """A symbol document of random supported operators over a 1x2x8x8 input, each fed by the input or
+    an earlier operator and by new variables (random shapes, sometimes the ones the operator needs),
+    and parameters for those variables."""
     nodes = [{"op": "null", "name": "data", "inputs": []}]
+    feeds = [0]  # the input and the operators so far
     params: dict[str, np.ndarray] = {}
     for k in range(draw(st.integers(1, 6))):
         op = draw(st.sampled_from(sorted(SPECS)))
         low, high = SPECS[op].inputs
-        inputs = [[draw(st.integers(0, len(nodes) - 1)), 0, 0]]
+        inputs = [[draw(st.sampled_from(feeds)), 0, 0]]
         for j in range(draw(st.integers(max(low - 1, 0), min(high - 1, 5)))):
             name = f"n{k}_p{j}"
             nodes.append({"op": "null", "name": name, "inputs": []})
-            shape = tuple(draw(st.lists(st.integers(0, 4), min_size=0, max_size=4)))
+            shape = tuple(draw(st.lists(st.integers(0, 4), min_size=draw(st.sampled_from([0, 1, 1, 1])), max_size=4)))
             params[f"arg:{name}"] = np.full(shape, draw(st.floats(-2, 2)), np.float32)
             inputs.append([len(nodes) - 1, 0, 0])
-        keys = draw(st.lists(st.sampled_from(sorted(SPECS[op].attrs) or ["x"]), max_size=4, unique=True))
-        attrs = {key: draw(ATTR_TEXT) for key in keys}
+        spec = SPECS[op].attrs
+        required = [key for key, attr in spec.items() if attr.required]
+        keys = required + draw(st.lists(st.sampled_from(sorted(spec) or ["x"]), max_size=3, unique=True))
+        attrs = {key: draw(attr_text(spec[key]) if key in spec else HOSTILE) for key in keys}
         nodes.append({"op": op, "name": f"n{k}", "attrs": attrs, "inputs": inputs})
-    heads = [[draw(st.integers(0, len(nodes) - 1)), draw(st.integers(0, 1)), 0]]
+        feeds.append(len(nodes) - 1)
+    heads = [[draw(st.sampled_from(feeds[1:])), draw(st.sampled_from([0, 0, 0, 1])), 0]]
     return {"nodes": nodes, "heads": heads, "arg_nodes": []}, params
 
 
@@ -134,7 +154,7 @@ def test_generated_graphs_convert_or_are_refused(graph):
     _convert_or_refuse(json.dumps(doc), params, conversion)
 
 
-@given(st.text(max_size=40) | ATTR_TEXT, st.sampled_from([("int", 1), ("int", 0), ("int", None), ("ints", 1),
+@given(st.text(max_size=40) | PLAUSIBLE | HOSTILE, st.sampled_from([("int", 1), ("int", 0), ("int", None), ("ints", 1),
                                                            ("ints", 0), ("float", 0), ("float", None),
                                                            ("bool", None), ("str", None), ("reshape", None)]))
 def test_attribute_strings_parse_or_say_what_was_expected(text, kind_low):
