@@ -76,6 +76,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each step; the best is kept")
     args = parser.parse_args()
+    from machine import machine_line
+
+    print(machine_line(), flush=True)
     if not WIDER.is_dir() or not MIRROR.is_dir():
         print(f"needs {WIDER} and {MIRROR} (../shared beside the project)")
         return 2

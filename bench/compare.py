@@ -465,6 +465,9 @@ def main() -> int:
                         help="comma-separated: download, convert, evaluate")
     args = parser.parse_args()
     args.sections = args.sections.split(",")
+    from machine import machine_line
+
+    print(machine_line(), flush=True)
     began = time.perf_counter()
     if not SHARED.is_dir():
         print(f"needs {SHARED} (../shared beside the project)")

@@ -1,6 +1,8 @@
 """Converter speed and memory on the synthetic RetinaFace-R50 (about 118 MB of parameters).
 
-Each step runs in its own process, so its peak resident memory is its own:
+Each step runs in its own process, so its peak resident memory is its own (omz_converter hands
+OpenVINO's IR writing to a child process: that process's peak is printed too, and the limit applies
+to the larger of the two):
 1. omz_converter's work: MXNet files -> ONNX -> FP32 and FP16 IR (read, translate, save).
 2. OpenVINO's own `ov.convert_model` on the ONNX file step 1 produced, alone, for scale.
 Prints wall time and peak memory of each, our peak as a multiple of the .params file, and our
@@ -33,7 +35,9 @@ else:
     import openvino as ov
     ov.convert_model(sys.argv[2])
 seconds = time.perf_counter() - began
-print(json.dumps({"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# omz_converter runs OpenVINO's IR writing in a child process, whose peak is reported beside its own
+print(json.dumps({"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "child_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
 
 
@@ -43,6 +47,9 @@ def _run(*args: str) -> dict:
 
 
 def main() -> int:
+    from machine import machine_line
+
+    print(machine_line(), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         _, params = write_retinaface_r50(tmp / "dl" / "public" / "retinaface-resnet50", prefix="R50")
@@ -53,8 +60,9 @@ def main() -> int:
     print(f"synthetic RetinaFace-R50: .params {params_mib:.1f} MiB")
     print(f"{'step':48} {'wall s':>8} {'peak MiB':>9}")
     print(f"{'omz_converter (ONNX + FP32 + FP16 IR)':48} {ours['seconds']:8.2f} {ours['peak_mib']:9.0f}")
+    print(f"{'  its IR-writing child process (OpenVINO)':48} {'':8} {ours['child_peak_mib']:9.0f}")
     print(f"{'ov.convert_model on our ONNX (no saving)':48} {theirs['seconds']:8.2f} {theirs['peak_mib']:9.0f}")
-    ratio_mem = ours["peak_mib"] / params_mib
+    ratio_mem = max(ours["peak_mib"], ours["child_peak_mib"]) / params_mib
     print(f"ours: {ours['seconds']:.1f} s (limit 30 s), peak {ratio_mem:.2f}x the params file (limit 4x); "
           f"time {ours['seconds'] / theirs['seconds']:.2f}x ov.convert_model alone")
     return 0 if ours["seconds"] <= 30 and ratio_mem <= 4 else 1

@@ -88,6 +88,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size_mib", type=int, default=1024)
     args = parser.parse_args()
+    from machine import machine_line
+
+    print(machine_line(), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         a = throughput(work, args.size_mib)
