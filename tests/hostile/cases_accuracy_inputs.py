@@ -347,10 +347,6 @@ CASES += [Case(f"annotation-{name}", "accuracy", "accuracy_check", run_wider(), 
 CASES += [
     Case("annotation-fifo", "accuracy", "accuracy_check", run_wider(), r"gt\.txt: .*regular file, found a FIFO",
          setup=lambda c: (wider()(c), c.path("data", "gt.txt").unlink(), os.mkfifo(c.path("data", "gt.txt")))),
-    Case("subsample-zero", "accuracy", "accuracy_check", run_wider("--subsample_size", "0"), r"--subsample_size",
-         setup=wider()),
-    Case("subsample-negative", "accuracy", "accuracy_check", run_wider("--subsample_size", "-3"), r"--subsample_size",
-         setup=wider()),
     Case("subsample-beyond-the-dataset", "accuracy", "accuracy_check", run_wider("--subsample_size", "3"),
          r"--subsample_size 3: .*2 images", setup=wider()),
 ]
