@@ -61,7 +61,7 @@ def test_detector_on_wider_val_dev_meets_its_references(converted, tmp_path):
     assert run["dataset_root"] == str(wider) and run["config"] == str(config)
     assert {"facezoo", "openvino", "numpy"} <= set(run["versions"]) and run["cpu"]["model"]
     assert run["inference_precision"] == "f32" and run["wall_s"] > 0 and isinstance(run["cpu"]["isa"], list)
-    assert f"FP32 on wider_val_dev" in proc.stdout and str(ir) in proc.stdout
+    assert "FP32 on wider_val_dev" in proc.stdout and str(ir) in proc.stdout
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))
     assert len(rows) == 4 and all(r["precision"] == "FP32" and r["model_file"] == str(ir) for r in rows)
     page = (tmp_path / "report" / "index.html").read_text()

@@ -4,12 +4,10 @@ real converted model and the real data of ../shared (linked into the case folder
 refused before any inference."""
 from __future__ import annotations
 
-import os
 import shutil
-import stat
 
 from conftest import PROJECT, shared_path
-from harness import Case
+from harness import Case, make_fifo, make_full_device
 from models import converted_root
 
 DETECTOR, RECOGNISER = "retinaface-mnet025-v1", "mobileface-identification-v1"
@@ -39,21 +37,11 @@ def _lfw(ctx) -> None:
 
 
 def fifo(ctx, rel: str) -> None:
-    """Replace (or make) `rel` with a FIFO: reading it would block forever."""
-    path = ctx.path(rel)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.unlink()
-    os.mkfifo(path)
+    make_fifo(ctx.path(rel))
 
 
 def device(ctx, rel: str) -> None:
-    """Replace (or make) `rel` with a /dev/full-like character device."""
-    path = ctx.path(rel)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.unlink()
-    os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+    make_full_device(ctx.path(rel))
 
 
 def folder(ctx, rel: str, *files: str) -> None:

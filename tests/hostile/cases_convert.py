@@ -9,7 +9,6 @@ import copy
 import functools
 import json
 import os
-import stat
 import struct
 import subprocess
 import zlib
@@ -18,7 +17,7 @@ import numpy as np
 
 from conftest import file_entry, shared_path, write_model
 from facezoo.convert.mxnet.ndarray_file import encode_ndarray_file, parse_ndarray_bytes
-from harness import Case
+from harness import Case, make_fifo, make_full_device
 
 SOURCE = ("data", "mirror", "mobileface-identification-v3")
 REAL_SYMBOL, REAL_PARAMS = "MobileFace_Identification_V3-symbol.json", "MobileFace_Identification_V3-0000.params"
@@ -41,20 +40,11 @@ def _real() -> tuple[str, tuple[tuple[str, np.ndarray], ...]]:
 
 
 def fifo(ctx, rel: str) -> None:
-    path = ctx.path(rel)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.unlink()
-    os.mkfifo(path)
+    make_fifo(ctx.path(rel))
 
 
 def device(ctx, rel: str) -> None:
-    """A /dev/full-like character device at `rel`."""
-    path = ctx.path(rel)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.unlink()
-    os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+    make_full_device(ctx.path(rel))
 
 
 def checkpoint(symbol=None, params=None, conversion=None, precisions=None, plant=None):
@@ -148,21 +138,21 @@ SYMBOL_CASES = [
     ("symbol-input-out-of-range", set_field("conv1", "inputs", [[2, 0, 0], [9999, 0, 0]]),
      rf"{S}: nodes\[4\] \(conv1\): inputs\[1\] refers to node 9999, which does not exist"),
     ("symbol-input-forward-cycle", set_field("conv1", "inputs", [[6, 0, 0], [3, 0, 0]]),
-     rf"nodes\[4\] \(conv1\): inputs\[0\] refers to node 6, which comes later"),
+     r"nodes\[4\] \(conv1\): inputs\[0\] refers to node 6, which comes later"),
     ("symbol-input-self-cycle", set_field("conv1", "inputs", [[4, 0, 0], [3, 0, 0]]),
-     rf"nodes\[4\] \(conv1\): inputs\[0\] refers to the node itself \(a cycle\)"),
+     r"nodes\[4\] \(conv1\): inputs\[0\] refers to the node itself \(a cycle\)"),
     ("symbol-input-bool", set_field("conv1", "inputs", [[True, 0, 0], [3, 0, 0]]),
-     rf"nodes\[4\] \(conv1\): inputs\[0\] must be \[node, output\]"),
+     r"nodes\[4\] \(conv1\): inputs\[0\] must be \[node, output\]"),
     ("symbol-input-negative-output", set_field("conv1", "inputs", [[2, -1, 0], [3, 0, 0]]),
-     rf"nodes\[4\] \(conv1\): inputs\[0\] names output -1"),
+     r"nodes\[4\] \(conv1\): inputs\[0\] names output -1"),
     ("symbol-duplicate-name", set_field("conv1", "name", "prelu1"),
      rf"{S}: nodes\[6\]: name 'prelu1' is also the name of nodes\[4\]; node names must be unique"),
-    ("symbol-node-without-op", set_field("conv1", "op", ""), rf"nodes\[4\]: 'op' must be a non-empty string"),
+    ("symbol-node-without-op", set_field("conv1", "op", ""), r"nodes\[4\]: 'op' must be a non-empty string"),
     ("symbol-variable-with-inputs", set_field("conv1_weight", "inputs", [[0, 0, 0]]),
-     rf"nodes\[3\] \(conv1_weight\): a variable \(op 'null'\) cannot have inputs"),
-    ("symbol-arg-nodes-operator", set_top("arg_nodes", [0, 4]), rf"arg_nodes lists nodes\[4\] \(conv1\)"),
+     r"nodes\[3\] \(conv1_weight\): a variable \(op 'null'\) cannot have inputs"),
+    ("symbol-arg-nodes-operator", set_top("arg_nodes", [0, 4]), r"arg_nodes lists nodes\[4\] \(conv1\)"),
     ("symbol-attr-not-string", set_attr("conv1", "num_filter", 32),
-     rf"nodes\[4\] \(conv1\): attribute 'num_filter' must be a string"),
+     r"nodes\[4\] \(conv1\): attribute 'num_filter' must be a string"),
     ("symbol-kernel-fraction", set_attr("conv1", "kernel", "(3.5, 3)"),
      rf"{S}: node 'conv1' \(Convolution\): attribute kernel='\(3\.5, 3\)' must be a tuple of integers"),
     ("symbol-num-filter-fraction", set_attr("conv1", "num_filter", "4.7"),
@@ -294,7 +284,7 @@ SETTINGS_CASES = [
      r"conversion\.inputs\[0\]\.shape: \[1, 3, 65536, 65536\] has more than 268,435,456 elements"),
     ("settings-input-not-in-graph", input_field("name", "image"), rf"{S}: conversion input 'image' is not a variable of the graph"),
     ("settings-output-not-a-node", setting("outputs", ["nope"]), rf"conversion\.outputs: 'nope' is not a node of {S}"),
-    ("settings-drop-unknown-output", setting("drop_outputs", ["nope"]), rf"conversion\.drop_outputs: 'nope' is not an output"),
+    ("settings-drop-unknown-output", setting("drop_outputs", ["nope"]), r"conversion\.drop_outputs: 'nope' is not an output"),
     ("settings-channels-not-three", input_field("shape", [1, 1, 112, 112]),
      r"conversion\.reverse_input_channels: input 'data' has 1 channels, not 3"),
 ]

@@ -447,7 +447,7 @@ PLACE_CASES = [
                final_may_exist=True)
     for kind, what in (("symlink", "a symbolic link"), ("fifo", "a FIFO"), ("device", "a device"))
 ] + [
-    place_case(f"output-dir-{kind}", plant(kind, "target"), rf"target: --output_dir must be a folder, found",
+    place_case(f"output-dir-{kind}", plant(kind, "target"), r"target: --output_dir must be a folder, found",
                flags=lambda c: ["-o", c.path("target")])
     for kind in ("file", "fifo", "device")
 ] + [
@@ -458,7 +458,7 @@ PLACE_CASES = [
                flags=lambda c: ["--cache_dir", c.path("cachefile")])
     for kind in ("file", "fifo", "device")
 ] + [
-    place_case(f"mirror-is-{kind}", plant(kind, "badmirror"), rf"badmirror: --mirror must be a folder .*found a",
+    place_case(f"mirror-is-{kind}", plant(kind, "badmirror"), r"badmirror: --mirror must be a folder .*found a",
                flags=lambda c: ["--mirror", c.path("badmirror")], with_mirror=False)
     for kind in ("file", "fifo", "device")
 ] + [

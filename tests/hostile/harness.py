@@ -14,14 +14,14 @@ Invariants checked for every case:
 - every file that existed before the run outside the case's `out/` folder is unchanged (same
   bytes, size and type), except those the case lists in `may_change`.
 
-Each run is classified with one outcome (see OUTCOMES); the session prints the tally.
+Each run is classified with one outcome (HOSTILE_OUTCOMES in tests/conftest.py, which prints the tally).
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import re
-import signal
+import stat
 import subprocess
 import sys
 import time
@@ -31,7 +31,6 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 TEMP_MARKERS = (".facezoo-tmp-",)
-from conftest import HOSTILE_OUTCOMES as OUTCOMES  # noqa: E402  (one list, shared with the tally)
 
 
 @dataclass
@@ -73,6 +72,25 @@ class Case:
     ready_pattern: str | None = None
     cleanup: Callable[[Context], None] | None = None  # stop servers etc. after the run
     check: Callable[[Context, "subprocess.CompletedProcess"], str | None] | None = None  # extra check
+
+
+def _replaceable(path: Path | str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    return path
+
+
+def make_fifo(path: Path | str) -> None:
+    """A FIFO at `path` (replacing what is there): reading it would block forever."""
+    os.mkfifo(_replaceable(path))
+
+
+def make_full_device(path: Path | str) -> None:
+    """A character device like /dev/full at `path` (replacing what is there), made inside the case's
+    folder so that no case ever aims at a system path."""
+    os.mknod(_replaceable(path), stat.S_IFCHR | 0o666, os.makedev(1, 7))
 
 
 def _snapshot(root: Path, skip: Path) -> dict[str, tuple]:

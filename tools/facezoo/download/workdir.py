@@ -86,7 +86,7 @@ def open_owned_read(path: Path) -> int | None:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
     except FileNotFoundError:
         return None
-    except OSError as exc:
+    except OSError:
         st = lstat_or_none(path)
         if st is not None and not stat.S_ISREG(st.st_mode):
             raise _refuse(path, kind(st.st_mode)) from None
