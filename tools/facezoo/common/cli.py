@@ -11,10 +11,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 from .errors import FacezooError, Interrupted
 
+T = TypeVar("T")
 _cleanups: list[Callable[[], None]] = []
+_prog: list[str] = []  # the running command's name, for the watchdog's line
 _cleanup_lock = threading.Lock()
 
 
@@ -28,9 +31,14 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def on_interrupt(callback: Callable[[], None]) -> Callable[[], None]:
     """Run `callback` if the command is interrupted (temporary files to remove); returns a function
-    that unregisters it."""
+    that unregisters it. Registered after the interrupt's cleanups have begun (by a worker thread
+    that had not yet noticed), it runs at once."""
     with _cleanup_lock:
-        _cleanups.append(callback)
+        closing = _exiting.is_set()
+        if not closing:
+            _cleanups.append(callback)
+    if closing:
+        callback()
 
     def remove() -> None:
         with _cleanup_lock:
@@ -41,12 +49,38 @@ def on_interrupt(callback: Callable[[], None]) -> Callable[[], None]:
 
 
 _received: list[int] = []  # the signal that interrupted the command, once one has
+_exiting = threading.Event()
+GRACE_S = 1.5  # after a signal, the most a command may take to end (the promise is 2 s)
+
+
+def create_with_cleanup(create: Callable[[], T], cleanup_for: Callable[[T], Callable[[], None]]) -> T:
+    """`create()`, with `cleanup_for(result)` registered to run on an interrupt, both done while the
+    interrupt's cleanups cannot start: a worker thread making a temporary folder as a signal
+    arrives either makes it before the cleanups run (and it is removed) or is refused."""
+    with _cleanup_lock:
+        if _exiting.is_set():
+            raise Interrupted(_received[0] if _received else int(signal.SIGINT))
+        thing = create()
+        _cleanups.append(cleanup_for(thing))
+    return thing
+
+
+def raise_if_interrupted() -> None:
+    """Raise Interrupted if a signal has arrived: called before outputs are moved to their final
+    paths, so that an interrupt a library swallowed (some wrap it in an ImportError and then catch
+    that) can never let a run publish its outputs after the signal."""
+    if _received:
+        raise Interrupted(_received[0])
 
 
 def _raise(signum, frame) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _received.append(signum)
+    # if the interrupt is swallowed on its way up, the watchdog still ends the command in time
+    watchdog = threading.Timer(GRACE_S, _interrupted, (_prog[0] if _prog else "facezoo", signum))
+    watchdog.daemon = True
+    watchdog.start()
     raise Interrupted(signum)
 
 
@@ -89,6 +123,7 @@ def run_command(prog: str, main: Callable[[], int]) -> None:
     """The console script's entry: run `main` (which handles user errors with `guarded`) and exit
     with its status; SIGINT and SIGTERM end it with one line, 130 or 143, after the registered
     cleanups."""
+    _prog.append(prog)
     signal.signal(signal.SIGINT, _raise)
     signal.signal(signal.SIGTERM, _raise)
     try:
@@ -117,11 +152,19 @@ def run_command(prog: str, main: Callable[[], int]) -> None:
 
 
 def _interrupted(prog: str, signum: int) -> None:
-    """Run the registered cleanups, print one line and exit 128 + signum."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """Run the registered cleanups, print one line and exit 128 + signum (once, from the main
+    thread or from the watchdog, whichever comes first)."""
     with _cleanup_lock:
+        already = _exiting.is_set()
+        _exiting.set()
         callbacks = list(reversed(_cleanups))
+    if already:
+        if threading.current_thread() is threading.main_thread():
+            threading.Event().wait()  # the watchdog is ending the process
+        return
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for callback in callbacks:
         try:
             callback()

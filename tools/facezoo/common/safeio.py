@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import stat
 import tempfile
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+from .cli import create_with_cleanup, raise_if_interrupted
 from .errors import FacezooError
 
 TEMP_PREFIX = ".facezoo-tmp-"
@@ -169,6 +171,7 @@ def atomic_output(path: Path | str, mode: str = "w", encoding: str | None = "utf
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
             f.flush()
+        raise_if_interrupted()
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -209,6 +212,7 @@ class OutputGroup:
 
     def commit(self) -> None:
         with signals_deferred():
+            raise_if_interrupted()
             for tmp, path in self._staged:
                 os.chmod(tmp, file_mode())  # a reserved file may have been replaced by a 0600 one
                 os.replace(tmp, path)
@@ -233,10 +237,12 @@ class OutputGroup:
 def make_temp_dir(parent: Path | str, tag: str) -> Path:
     """A temporary folder inside `parent` whose name carries this process id, so that a later run
     can remove it once this process is gone (after a kill -9)."""
+    raise_if_interrupted()  # a worker thread that has not noticed the signal starts nothing new
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temps(parent)
-    return Path(tempfile.mkdtemp(dir=parent, prefix=_temp_prefix(tag)))
+    return create_with_cleanup(lambda: Path(tempfile.mkdtemp(dir=parent, prefix=_temp_prefix(tag))),
+                               lambda made: lambda: shutil.rmtree(made, ignore_errors=True))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -251,8 +257,6 @@ def _pid_alive(pid: int) -> bool:
 
 def sweep_stale_temps(parent: Path | str) -> list[Path]:
     """Remove temporary files and folders under `parent` left by facezoo processes that no longer run."""
-    import shutil
-
     removed = []
     try:
         entries = list(os.scandir(parent))

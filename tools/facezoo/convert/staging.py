@@ -14,7 +14,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from facezoo.common.cli import on_interrupt
+from facezoo.common.cli import on_interrupt, raise_if_interrupted
 from facezoo.common.safeio import make_temp_dir
 
 from .errors import ConvertError
@@ -34,6 +34,7 @@ class Staging:
         with self._lock:
             if self._closed:
                 raise ConvertError("interrupted before the outputs were moved in place")
+            raise_if_interrupted()
             for _, final in moves:
                 final.parent.mkdir(parents=True, exist_ok=True)
             for staged, final in moves:
