@@ -221,9 +221,17 @@ def test_submission_files_stay_inside_the_folder(tmp_path):
 
 
 def test_official_mat_structure_check_accepts_the_real_files():
+    """...and the digests for which load_mat skips the check are exactly those of files that pass it."""
+    import hashlib
+
     from conftest import shared_path
-    from facezoo.evaluate.datasets.mat import MatError, check_mat
-    data = shared_path("data", "wider_val_dev", "ground_truth", "wider_face_val.mat").read_bytes()
-    check_mat(data)
+    from facezoo.evaluate.datasets.mat import KNOWN_GOOD_SHA256, MatError, check_mat
+    folder = shared_path("data", "wider_val_dev", "ground_truth")
+    digests = set()
+    for path in sorted(folder.glob("*.mat")):
+        check_mat(path.read_bytes())
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert digests == KNOWN_GOOD_SHA256
+    data = (folder / "wider_face_val.mat").read_bytes()
     with pytest.raises(MatError, match="unpack to more than 1,000 bytes"):
         check_mat(data, budget=1000)

@@ -9,6 +9,7 @@ elements, and every element to have a known type; only cell, struct, char and nu
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 import warnings
@@ -33,6 +34,16 @@ DATA_TYPES = frozenset((1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 16, 17, 18))
 
 
 _WORDS = {o: struct.Struct(o + "II") for o in "<>"}
+
+# The official WIDER FACE validation ground truth (eval_tools/ground_truth), byte for byte: files
+# with these digests have the structure `check_mat` requires (tests/test_evaluate.py checks each),
+# so walking their 115,000 elements again on every run (0.3 CPU-seconds) is skipped.
+KNOWN_GOOD_SHA256 = frozenset((
+    "1dfe6a9853950f9dde256b5e8bb75d8f272e6bc02a15ae1968f5a9b883f458cb",  # wider_face_val.mat
+    "c2fb672d16f75653eb89fb8bc437a7d060896a71cd7a65c1a5a3e4479024099c",  # wider_easy_val.mat
+    "4a031970bc132cef5cfacd05068aabcf4fe15d4a31a1e9f4f00eb134fdf449c1",  # wider_medium_val.mat
+    "bb1af19dc5bc4dd9517dd8ae8096326c68175f2c3411763bdd4f23fa98638b78",  # wider_hard_val.mat
+))
 
 
 class MatError(EvaluateError):
@@ -138,10 +149,11 @@ def load_mat(path: Path, variables: list[str]) -> dict[str, Any]:
     from scipy.io.matlab import MatReadWarning
 
     data = read_bytes_limited(path, FILE_LIMIT, ".mat file", EvaluateError)
-    try:
-        check_mat(data)
-    except MatError as exc:
-        raise EvaluateError(f"{path}: {exc}") from None
+    if hashlib.sha256(data).hexdigest() not in KNOWN_GOOD_SHA256:
+        try:
+            check_mat(data)
+        except MatError as exc:
+            raise EvaluateError(f"{path}: {exc}") from None
     try:
         with warnings.catch_warnings():  # e.g. a variable name twice: which one is meant is unclear
             warnings.simplefilter("error", MatReadWarning)
