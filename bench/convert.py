@@ -36,7 +36,9 @@ else:
     ov.convert_model(sys.argv[2])
 seconds = time.perf_counter() - began
 # omz_converter runs OpenVINO's IR writing in a child process, whose peak is reported beside its own
-print(json.dumps({"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+# VmHWM is this process image's own peak (getrusage's ru_maxrss can start from the parent's at fork)
+hwm_kib = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1])
+print(json.dumps({"seconds": seconds, "peak_mib": hwm_kib / 1024,
                   "child_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
 
