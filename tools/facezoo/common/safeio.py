@@ -23,11 +23,12 @@ from .errors import FacezooError
 TEMP_PREFIX = ".facezoo-tmp-"
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file of this st_mode is, in words ('a FIFO', 'a device', ...), for error messages."""
     if stat.S_ISREG(mode):
         return "a regular file"
     if stat.S_ISLNK(mode):
-        return "a symbolic link to nothing"
+        return "a symbolic link"
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISFIFO(mode):
@@ -49,7 +50,7 @@ def regular_input(path: Path | str, what: str = "input", error: type[FacezooErro
     except OSError as exc:
         raise error(f"{path}: {what} cannot be read ({exc.strerror})") from None
     if not stat.S_ISREG(mode):
-        raise error(f"{path}: {what} must be a regular file, found {_kind(mode)}")
+        raise error(f"{path}: {what} must be a regular file, found {file_kind(mode)}")
     return path
 
 
@@ -100,7 +101,7 @@ def check_output_file(path: Path | str, what: str, inputs: Iterable[Path | str] 
     except OSError as exc:
         raise error(f"{path}: {what} cannot be written ({exc.strerror})") from None
     if mode is not None and not stat.S_ISREG(mode):
-        raise error(f"{path}: {what} must be a regular file or a new path, found {_kind(mode)}")
+        raise error(f"{path}: {what} must be a regular file or a new path, found {file_kind(mode)}")
     for source in inputs:
         if source is not None and _same_file(path, Path(source)):
             raise error(f"{path}: {what} is also an input of this run ({source}); choose another path")
@@ -119,7 +120,7 @@ def check_output_dir(path: Path | str, what: str, inputs: Iterable[Path | str] =
     path = Path(path)
     if path.exists() or path.is_symlink():
         if not path.is_dir():
-            raise error(f"{path}: {what} must be a folder, found {_kind(os.lstat(path).st_mode)}")
+            raise error(f"{path}: {what} must be a folder, found {file_kind(os.lstat(path).st_mode)}")
         if not os.access(path, os.W_OK | os.X_OK):
             raise error(f"{path}: {what} is not writable")
     else:

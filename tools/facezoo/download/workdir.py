@@ -11,20 +11,12 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from facezoo.common.safeio import file_kind as kind
 from facezoo.common.safeio import file_mode
 
 from .errors import Cancelled, UnsafePath
 
 _NOFOLLOW = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-
-
-def kind(mode: int) -> str:
-    """What a non-regular file is, in words."""
-    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return name
-    return "not a regular file"
 
 
 def _refuse(path: Path, found: str) -> UnsafePath:

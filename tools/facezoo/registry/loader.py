@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 
-from facezoo.common.safeio import _kind as file_kind, read_text_limited, regular_input
+from facezoo.common.safeio import file_kind, read_text_limited, regular_input
 
 from .errors import RegistryError
 from .model import Conversion, InputSpec, Model, ModelFile, Source, UnpackArchive
