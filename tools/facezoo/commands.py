@@ -30,3 +30,8 @@ def omz_info_dumper() -> None:
 def accuracy_check() -> None:
     """Evaluate a converted model on a dataset."""
     _start("accuracy_check", "facezoo.evaluate.cli")
+
+
+def omz_quantizer() -> None:
+    """Quantize converted registry models to INT8 with NNCF."""
+    _start("omz_quantizer", "facezoo.quantize.cli")

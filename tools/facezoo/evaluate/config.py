@@ -38,6 +38,8 @@ class MetricSpec:
     far: float = 1e-3
     reference: float | None = None
     threshold: float | None = None
+    int8_reference: float | None = None  # for INT8 IRs (FP32-INT8, FP16-INT8): omz_quantizer's result
+    int8_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,10 @@ def load_accuracy_config(path: Path) -> AccuracyConfig:
             line = lines.get(("models", 0, "datasets", d, "metrics", m), 1)
             if spec["type"] == "wider_official" and "setting" not in spec:
                 raise EvaluateError(f"{path}:{line}: {at}.setting: wider_official needs easy, medium or hard")
-            if ("reference" in spec) != ("threshold" in spec):
-                raise EvaluateError(f"{path}:{line}: {at}: give both reference and threshold, or neither")
+            for prefix in ("", "int8_"):
+                if (prefix + "reference" in spec) != (prefix + "threshold" in spec):
+                    raise EvaluateError(f"{path}:{line}: {at}: give both {prefix}reference and {prefix}threshold, "
+                                        f"or neither")
             name = spec.get("name") or (f"{spec['type']}_{spec['setting']}" if "setting" in spec else spec["type"])
             metrics.append(MetricSpec(type=spec["type"], name=name, **{k: v for k, v in spec.items()
                                                                         if k not in ("type", "name")}))

@@ -177,6 +177,9 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
             inputs.append(regular_input(model_file.with_suffix(".bin"), "IR weights (.bin beside the .xml)",
                                         EvaluateError))
     precision = _precision(model_file, chosen.framework, args.precision)
+    if precision and precision.endswith("-INT8") and found.definition.name == spec.name:  # INT8 references
+        spec = replace(spec, metrics=tuple(replace(m, reference=m.int8_reference, threshold=m.int8_threshold)
+                                           if m.int8_reference is not None else m for m in spec.metrics))
     if args.aligner_model:
         inputs += [regular_input(args.aligner_model, "--aligner_model IR", EvaluateError),
                    regular_input(Path(args.aligner_model).with_suffix(".bin"), "--aligner_model IR weights (.bin)",
