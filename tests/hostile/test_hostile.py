@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import run_case  # noqa: E402
 
-AREAS = ("registry", "download", "convert", "accuracy", "signals")
+AREAS = ("registry", "download", "convert", "accuracy", "quantize", "signals")
 CASES = []
 for _module in sorted(Path(__file__).parent.glob("cases_*.py")):
     CASES += importlib.import_module(_module.stem).CASES

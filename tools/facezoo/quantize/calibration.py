@@ -63,7 +63,7 @@ def locate_dataset(definitions: dict[str, DatasetDefinition], wanted: str, datas
                 return find_dataset(definitions, wanted, Path(sub))
             except EvaluateError:
                 continue
-        kind = "a WIDER FACE" if definitions[wanted].type == "wider" else "an LFW"
+        kind = "WIDER FACE" if definitions[wanted].type == "wider" else "LFW"
         raise QuantizeError(f"{dataset_dir}: --dataset_dir holds no {kind} dataset for {wanted}, neither itself "
                             f"nor a subfolder ({first})") from None
 
