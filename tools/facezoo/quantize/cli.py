@@ -33,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="root of the IR layout: the FP32 IR is read from and the INT8 IR written to "
                              "<output_dir>/public/<name>/ (default: --download_dir)")
     parser.add_argument("--precisions", default="FP32-INT8",
-                        help="comma list of FP32-INT8 and FP16-INT8 (FP16-INT8 keeps float weights in FP16); "
-                             "default FP32-INT8")
+                        help="comma list of FP32-INT8 and FP16-INT8 (OMZ's folder names; FP16-INT8 is saved with "
+                             "FP16 compression, which OpenVINO does not apply to an INT8 model's float constants, so "
+                             "both hold the same IR today); default FP32-INT8")
     parser.add_argument("--dataset_dir", type=path_argument, metavar="DIR",
                         help="the model's accuracy dataset, or a folder whose subfolders hold datasets (as "
                              "accuracy_check -s); needed unless --dry_run")

@@ -52,7 +52,7 @@ class CompiledLauncher(OpenVINOLauncher):
     """facezoo's OpenVINO launcher around a model NNCF compiled; it keeps each item's outputs
     (the raw values NNCF ranks quantizers by)."""
 
-    def __init__(self, compiled: Any):  # noqa: super().__init__ compiles from a file; this one is compiled
+    def __init__(self, compiled: Any):  # not super().__init__: that one compiles from a file
         self.compiled = compiled
         port = compiled.inputs[0]
         self.input = InputInfo(port.any_name, tuple(int(d) for d in port.shape))
@@ -157,7 +157,7 @@ def quantize(model: Any, recipe: Recipe, subsets: Subsets, validation: Validatio
     step("measuring the FP32 model")
     fp32_metric, _ = validation.metric_of(core.compile_model(model, "CPU", F32))
     preset = nncf.QuantizationPreset.MIXED if recipe.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE
-    common = dict(preset=preset, subset_size=len(subsets.calibration), ignored_scope=_ignored_scope(recipe))
+    common = {"preset": preset, "subset_size": len(subsets.calibration), "ignored_scope": _ignored_scope(recipe)}
     step(f"quantizing ({mode}, {len(subsets.calibration)} calibration images)")
     try:
         with _nncf_log() as log:

@@ -62,7 +62,8 @@ def load_recipe(path: Path) -> Recipe:
             re.compile(pattern)
         except re.error as exc:
             line = lines.get(("ignored_scope", "patterns", i), 1)
-            raise QuantizeError(f"{path}:{line}: ignored_scope.patterns[{i}]: not a regular expression ({exc})") from None
+            raise QuantizeError(f"{path}:{line}: ignored_scope.patterns[{i}]: not a regular expression "
+                                f"({exc})") from None
     return Recipe(path, data["mode"], data["metric"], float(data["max_drop"]), data["subset_size"],
                   data["validation_size"], data.get("dataset"), data.get("preset", "performance"),
                   data.get("max_iterations", 30),

@@ -19,7 +19,7 @@ from .recipe import dataset_spec
 
 
 def _adapter(plan) -> dict:
-    launchers = [l for l in plan.config.launchers if l.framework == "openvino"]
+    launchers = [spec for spec in plan.config.launchers if spec.framework == "openvino"]
     if not launchers:
         raise QuantizeError(f"{plan.config.path}: no openvino launcher, so no adapter to evaluate an IR with")
     return launchers[0].adapter.options
