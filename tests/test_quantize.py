@@ -146,3 +146,13 @@ def test_a_drop_over_max_drop_exits_1_naming_what_was_reverted_and_writes_nothin
     assert len(errors) == 1 and "a drop of" in errors[0] and "after reverting" in errors[0], proc.stderr
     assert errors[0].endswith("nothing written")
     assert not (downloaded / "fail" / "public" / RECOGNISER / "FP32-INT8").exists()
+
+
+def test_int8_references_come_in_pairs(tmp_path):
+    """accuracy-check.yml: int8_reference needs int8_threshold, as reference needs threshold."""
+    from facezoo.evaluate.errors import EvaluateError
+
+    text = MODELS[DETECTOR].accuracy_config_path.read_text().replace(", int8_threshold: 0.01", "", 1)
+    (tmp_path / "accuracy-check.yml").write_text(text)
+    with pytest.raises(EvaluateError, match=r"metrics\[0\]: give both int8_reference and int8_threshold"):
+        load_accuracy_config(tmp_path / "accuracy-check.yml")
