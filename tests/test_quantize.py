@@ -156,3 +156,23 @@ def test_int8_references_come_in_pairs(tmp_path):
     (tmp_path / "accuracy-check.yml").write_text(text)
     with pytest.raises(EvaluateError, match=r"metrics\[0\]: give both int8_reference and int8_threshold"):
         load_accuracy_config(tmp_path / "accuracy-check.yml")
+
+
+def test_first_and_last_name_the_graphs_outer_convolutions(tmp_path):
+    import numpy as np
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from facezoo.quantize.quantize import ignored_names
+
+    data = ops.parameter([1, 3, 8, 8], np.float32, name="data")
+    x = data
+    for i in range(4):
+        x = ops.convolution(x, ops.constant(np.ones((3, 3, 1, 1), np.float32)), [1, 1], [0, 0], [0, 0], [1, 1])
+        x.set_friendly_name(f"conv{i}")
+    graph = ov.Model([x.output(0)], [data], "m")
+    path = tmp_path / RECIPE_FILE
+    path.write_text(GOOD + "ignored_scope:\n  names: [conv1]\n  first: 1\n  last: 2\n")
+    assert ignored_names(load_recipe(path), graph) == ["conv1", "conv0", "conv2", "conv3"]
+    path.write_text(GOOD)
+    assert ignored_names(load_recipe(path), graph) == []

@@ -125,13 +125,18 @@ def _files(xml: Path) -> list[Path]:
     return [xml, xml.with_suffix(".bin"), xml.with_suffix(".quantization.json"), xml.with_suffix(".quantization.md")]
 
 
+def _kept_by_recipe(recipe: Recipe) -> str:
+    scope = recipe.ignored_scope
+    kept = [*scope.names, *(f"type {t}" for t in scope.types), *(f"/{p}/" for p in scope.patterns)]
+    kept += [f"the {end} {n} convolution(s)" for end, n in (("first", scope.first), ("last", scope.last)) if n]
+    return ", ".join(kept) or "nothing"
+
+
 def _describe(plan: Plan) -> str:
     r, s = plan.recipe, plan.subsets
-    scope = r.ignored_scope
     lines = [f"========== {plan.model.name}: {plan.mode}, max_drop {plan.max_drop} on {r.metric}, preset {r.preset}",
              f"  FP32 IR: {plan.xml}" + (" (converted first from the checkpoint)" if plan.convert_first else ""),
-             "  kept in float by the recipe: " + (", ".join([*scope.names, *(f"type {t}" for t in scope.types),
-                                                            *(f"/{p}/" for p in scope.patterns)]) or "nothing")]
+             f"  kept in float by the recipe: {_kept_by_recipe(r)}"]
     if s is not None:
         unit = "images" if s.found.definition.type == "wider" else "pairs"
         lines.append(f"  dataset {s.found.definition.name} in {s.found.root}: validation {s.validation_size} {unit}, "

@@ -142,9 +142,18 @@ def _nncf_log() -> Iterator[_Reverted]:
             h.setLevel(level)
 
 
-def _ignored_scope(recipe: Recipe) -> Any:
+def ignored_names(recipe: Recipe, model: Any) -> list[str]:
+    """The recipe's ignored names, plus the names of its `first` and `last` quantizable operations."""
     scope = recipe.ignored_scope
-    return nncf.IgnoredScope(names=list(scope.names), patterns=list(scope.patterns), types=list(scope.types))
+    ops = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() in QUANTIZABLE]
+    chosen = ops[:scope.first] + (ops[-scope.last:] if scope.last else [])
+    return list(dict.fromkeys([*scope.names, *chosen]))
+
+
+def _ignored_scope(recipe: Recipe, model: Any) -> Any:
+    scope = recipe.ignored_scope
+    return nncf.IgnoredScope(names=ignored_names(recipe, model), patterns=list(scope.patterns),
+                             types=list(scope.types))
 
 
 def quantize(model: Any, recipe: Recipe, subsets: Subsets, validation: Validation, max_drop: float,
@@ -157,7 +166,8 @@ def quantize(model: Any, recipe: Recipe, subsets: Subsets, validation: Validatio
     step("measuring the FP32 model")
     fp32_metric, _ = validation.metric_of(core.compile_model(model, "CPU", F32))
     preset = nncf.QuantizationPreset.MIXED if recipe.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE
-    common = {"preset": preset, "subset_size": len(subsets.calibration), "ignored_scope": _ignored_scope(recipe)}
+    common = {"preset": preset, "subset_size": len(subsets.calibration),
+              "ignored_scope": _ignored_scope(recipe, model)}
     step(f"quantizing ({mode}, {len(subsets.calibration)} calibration images)")
     try:
         with _nncf_log() as log:

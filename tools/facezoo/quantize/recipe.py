@@ -20,14 +20,15 @@ RECIPE_FILE = "quantization.yml"
 
 @dataclass(frozen=True)
 class IgnoredScope:
-    """Operations that stay in float, by name, type or regular expression on the name."""
+    """Operations that stay in float: by name, type or regular expression on the name, and the
+    first / last convolutions or matrix products of the graph (auto-generated names, such as those
+    of convolutions with a folded BatchNorm, change from one conversion to the next)."""
 
     names: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.names or self.types or self.patterns)
+    first: int = 0
+    last: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ def load_recipe(path: Path) -> Recipe:
     return Recipe(path, data["mode"], data["metric"], float(data["max_drop"]), data["subset_size"],
                   data["validation_size"], data.get("dataset"), data.get("preset", "performance"),
                   data.get("max_iterations", 30),
-                  IgnoredScope(*(tuple(scope.get(k, ())) for k in ("names", "types", "patterns"))))
+                  IgnoredScope(*(tuple(scope.get(k, ())) for k in ("names", "types", "patterns")),
+                               scope.get("first", 0), scope.get("last", 0)))
 
 
 def check_against_config(recipe: Recipe, config: AccuracyConfig) -> None:
