@@ -6,8 +6,9 @@ from the ../shared mirror and `omz_converter`, the INT8 IR from the `omz_quantiz
 the model's own recipe; then, for each IR:
 - throughput: OpenVINO's AsyncInferQueue with the THROUGHPUT hint and the device's number of
   requests, one real input, for --seconds; FP32 and INT8 interleaved, the best of --repeat;
-  at batch 1 (the issue's figure) and at --batch images per request (the same IR reshaped: what
-  is left once the per-request cost, large beside a 0.2 ms recogniser, is shared);
+  at batch 1 (the issue's figure; also per CPU-second of this process, which holds where other
+  jobs share the cores) and at --batch images per request (the same IR reshaped: what is left
+  once the per-request cost, large beside a 0.2 ms recogniser, is shared);
 - latency: one request at a time (LATENCY hint, synchronous), the median of --latency_runs;
 - size of the IR on disk (.xml + .bin);
 - the metric, from the `accuracy_check` command's JSON result (--precision FP32 / FP32-INT8).
@@ -101,9 +102,16 @@ def _blob(xml: Path, sample: Path) -> np.ndarray:
     return to_blob(read_image(sample, gray=shape[1] == 1), shape)
 
 
-def throughput(core, xml: Path, blob: np.ndarray, seconds: float, batch: int = 1) -> float:
-    """Images per second: AsyncInferQueue over the device's number of requests, kept full, each
-    request `batch` images (the IR reshaped to that batch)."""
+def _cpu() -> float:
+    """CPU seconds this process has used so far, every thread (OpenVINO's included)."""
+    t = os.times()
+    return t.user + t.system
+
+
+def throughput(core, xml: Path, blob: np.ndarray, seconds: float, batch: int = 1) -> tuple[float, float]:
+    """Images per wall second and per CPU-second of this process: AsyncInferQueue over the
+    device's number of requests, kept full, each request `batch` images (the IR reshaped to that
+    batch). The second figure holds where other jobs take part of the cores."""
     import openvino as ov
 
     model = core.read_model(str(xml))
@@ -115,13 +123,13 @@ def throughput(core, xml: Path, blob: np.ndarray, seconds: float, batch: int = 1
     for _ in range(2 * len(queue)):  # warm-up
         queue.start_async({0: blob}, share_inputs=True)
     queue.wait_all()
-    done, began = 0, time.perf_counter()
+    done, cpu, began = 0, _cpu(), time.perf_counter()
     while time.perf_counter() - began < seconds:
         for _ in range(len(queue)):
             queue.start_async({0: blob}, share_inputs=True)  # waits for an idle request
         done += len(queue) * batch
     queue.wait_all()
-    return done / (time.perf_counter() - began)
+    return done / (time.perf_counter() - began), done / (_cpu() - cpu)
 
 
 def latency(core, xml: Path, blob: np.ndarray, runs: int) -> float:
@@ -139,9 +147,11 @@ def latency(core, xml: Path, blob: np.ndarray, runs: int) -> float:
 
 
 def profile(core, xml: Path, blob: np.ndarray, runs: int = 100) -> tuple[float, list[tuple[str, float, int]]]:
-    """Where a single request's time goes: the layers' summed milliseconds per inference, and
-    their share per (layer type, kernel) as (label, share, layer count) rows, largest first."""
-    compiled = core.compile_model(str(xml), "CPU", {"PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True, **F32})
+    """Where an inference's time goes, on one thread (as each of the throughput run's streams): the
+    layers' summed milliseconds per inference, and their share per (layer type, kernel) as
+    (label, share, layer count) rows, largest first."""
+    compiled = core.compile_model(str(xml), "CPU", {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": 1,
+                                                    "PERF_COUNT": True, **F32})
     request = compiled.create_infer_request()
     totals: dict[str, float] = defaultdict(float)
     counts: dict[str, set[str]] = defaultdict(set)
@@ -177,15 +187,16 @@ def size(xml: Path) -> int:
 def table(rows: list[dict], batch: int) -> str:
     """The markdown table of the run: metric, throughput, latency and size, FP32 beside INT8."""
     header = (f"| model | metric | FP32 | INT8 | drop | FP32 inf/s | INT8 inf/s | INT8/FP32 (target) "
-              f"| batch {batch} INT8/FP32 | FP32 ms | INT8 ms | latency FP32/INT8 | FP32 MiB | INT8 MiB "
-              f"| size INT8/FP32 |")
-    lines = [header, "|---" * 15 + "|"]
+              f"| per CPU-s INT8/FP32 | batch {batch} INT8/FP32 | FP32 ms | INT8 ms | latency FP32/INT8 "
+              f"| FP32 MiB | INT8 MiB | size INT8/FP32 |")
+    lines = [header, "|---" * 16 + "|"]
     for r in rows:
         f, i = r["fp32"], r["int8"]
         batched = f"{i['tput_b'] / f['tput_b']:.2f}" if f["tput_b"] else "n/a"
         lines.append(f"| {r['name']} | {r['metric_name']} | {f['metric']:.4f} | {i['metric']:.4f} "
                      f"| {f['metric'] - i['metric']:+.4f} | {f['tput']:.1f} | {i['tput']:.1f} "
-                     f"| {i['tput'] / f['tput']:.2f} ({r['target']}) | {batched} | {f['lat']:.2f} | {i['lat']:.2f} "
+                     f"| {i['tput'] / f['tput']:.2f} ({r['target']}) "
+                     f"| {i['per_cpu'] / f['per_cpu']:.2f} | {batched} | {f['lat']:.2f} | {i['lat']:.2f} "
                      f"| {f['lat'] / i['lat']:.2f} | {f['size'] / 2**20:.2f} | {i['size'] / 2**20:.2f} "
                      f"| {i['size'] / f['size']:.2f} |")
     return "\n".join(lines)
@@ -220,14 +231,15 @@ def main() -> int:
         for subject in subjects(args.models.split(",")):
             fp32, int8, took = prepare(subject, Path(tmp))
             blob = _blob(fp32, subject.sample)
-            tput: dict[tuple[Path, int], list[float]] = defaultdict(list)
+            tput: dict[tuple[Path, int], list[tuple[float, float]]] = defaultdict(list)
             for _ in range(args.repeat):  # interleaved: the machine's load drifts
                 for batch in (1, args.batch) if subject.batchable else (1,):
                     for xml in (fp32, int8):
                         tput[xml, batch].append(throughput(core, xml, blob, args.seconds, batch))
             row = {"name": subject.name, "metric_name": subject.metric, "target": subject.target_speedup}
             for label, xml, precision in (("fp32", fp32, "FP32"), ("int8", int8, "FP32-INT8")):
-                row[label] = {"tput": max(tput[xml, 1]), "tput_b": max(tput[xml, args.batch], default=None),
+                row[label] = {"tput": max(r[0] for r in tput[xml, 1]), "per_cpu": max(r[1] for r in tput[xml, 1]),
+                              "tput_b": max((r[0] for r in tput[xml, args.batch]), default=None),
                               "lat": latency(core, xml, blob, args.latency_runs), "size": size(xml),
                               "metric": metric(subject, Path(tmp) / "ir", precision,
                                                Path(tmp) / f"{subject.name}-{precision}.json")}
@@ -236,13 +248,14 @@ def main() -> int:
             batched = (f", at batch {args.batch} {f['tput_b']:.1f} and {i['tput_b']:.1f} images/s "
                        f"({i['tput_b'] / f['tput_b']:.2f}x)" if subject.batchable else "")
             print(f"{subject.name}: quantized in {took:.1f} s; throughput FP32 {f['tput']:.1f} INT8 {i['tput']:.1f} "
-                  f"inf/s ({i['tput'] / f['tput']:.2f}x, target {subject.target_speedup}x){batched}; "
+                  f"inf/s ({i['tput'] / f['tput']:.2f}x, target {subject.target_speedup}x; per CPU-second "
+                  f"{f['per_cpu']:.1f} and {i['per_cpu']:.1f}, {i['per_cpu'] / f['per_cpu']:.2f}x){batched}; "
                   f"{subject.metric} {f['metric']:.4f} -> {i['metric']:.4f}", flush=True)
             if args.profile:
                 cores = len(os.sched_getaffinity(0))
                 for label, key, xml in (("FP32", "fp32", fp32), ("INT8", "int8", int8)):
                     layers_ms, top = profile(core, xml, blob)
-                    print(f"  {label}: layers {layers_ms:.3f} ms per inference, against {cores} cores x "
+                    print(f"  {label}: layers {layers_ms:.3f} ms per inference on one thread, against {cores} cores x "
                           f"1/throughput = {cores / row[key]['tput'] * 1000:.3f} ms of core time per inference; "
                           + "; ".join(f"{k} {share:.0%} ({n})" for k, share, n in top[:6]))
     print(f"load average at end {os.getloadavg()[0]:.2f}")
