@@ -117,7 +117,8 @@ WALKTHROUGH = [b for b in BLOCKS if b.walkthrough]
 def test_the_walkthrough_has_every_step():
     text = "".join(b.text for b in WALKTHROUGH)
     for needed in ("omz_downloader", "omz_converter", "wider_val_dev", "mobileface-identification-v1",
-                   "../shared/data/lfw", "--verify", "FACEZOO_MXNET_PYTHON", "python3 -m venv .venv-mxnet"):
+                   "../shared/data/lfw", "--verify", "FACEZOO_MXNET_PYTHON", "python3 -m venv .venv-mxnet",
+                   "omz_quantizer", "--precision FP32-INT8"):
         assert needed in text, f"the README walk-through lacks {needed!r}"
 
 
