@@ -225,7 +225,7 @@ SCHEMA = [
          (), (edit("config.yml", "reference: 0.8719, threshold: 0.005", "reference: 0.8719"),)),
     case("config-no-models", r"config\.yml:\d+: models: ", (), (write("config.yml", "models: []\n"),)),
     case("config-nan-threshold", r"config\.yml:\d+: .*finite", (),
-         (edit("config.yml", "threshold: 0.005}", "threshold: .nan}"),)),
+         (edit("config.yml", "reference: 0.8719, threshold: 0.005,", "reference: 0.8719, threshold: .nan,"),)),
     case("definitions-name-twice", r"defs\.yml:\d+: datasets\[\d\]\.name: 'wider' is defined twice", (),
          (edit("defs.yml", "  - name: wider_val_dev", "  - name: wider"),)),
     case("definitions-zero-image-count", r"defs\.yml:\d+: datasets\[0\]\.image_count", (),
