@@ -54,17 +54,28 @@ def lstat_or_none(path: Path) -> os.stat_result | None:
         return None
 
 
+def _owned_fd(path: Path, fd: int) -> int:
+    """`fd` when the file it opened is ours (regular, one link); closed and refused otherwise."""
+    try:
+        check_owned(path, os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _refuse_planted(path: Path) -> None:
+    """After an open that failed: raise the refusal when something other than a regular file is there."""
+    st = lstat_or_none(path)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise _refuse(path, kind(st.st_mode)) from None
+
+
 def open_owned(path: Path, append: bool) -> int:
     """A write descriptor on a partial file: appended to (it must be ours: regular, one link) or
     created afresh with an exclusive create after removing what was there."""
     if append:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | _NOFOLLOW)
-        try:
-            check_owned(path, os.fstat(fd))
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        return _owned_fd(path, os.open(path, os.O_WRONLY | os.O_APPEND | _NOFOLLOW))
     st = lstat_or_none(path)
     if st is not None:
         check_owned(path, st)
@@ -79,16 +90,9 @@ def open_owned_read(path: Path) -> int | None:
     except FileNotFoundError:
         return None
     except OSError:
-        st = lstat_or_none(path)
-        if st is not None and not stat.S_ISREG(st.st_mode):
-            raise _refuse(path, kind(st.st_mode)) from None
+        _refuse_planted(path)
         raise
-    try:
-        check_owned(path, os.fstat(fd))
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return _owned_fd(path, fd)
 
 
 def owned_size(path: Path) -> int:
@@ -113,17 +117,10 @@ def check_final(path: Path) -> os.stat_result | None:
 def _open_lock(path: Path) -> int:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, file_mode())
-    except OSError as exc:
-        st = lstat_or_none(path)
-        if st is not None and not stat.S_ISREG(st.st_mode):
-            raise _refuse(path, kind(st.st_mode)) from None
-        raise exc
-    try:
-        check_owned(path, os.fstat(fd))
-    except BaseException:
-        os.close(fd)
+    except OSError:
+        _refuse_planted(path)
         raise
-    return fd
+    return _owned_fd(path, fd)
 
 
 def _still_named(fd: int, path: Path) -> bool:
