@@ -12,7 +12,7 @@ import numpy as np
 
 from facezoo.common.safeio import signals_deferred
 
-from .evaluator import Evaluation
+from .results import Evaluation
 from .provenance import versions
 
 ROC_FLOOR = 1e-4  # FAR axis floor of the ROC plot: a measured FAR of 0 is drawn there, and labelled so

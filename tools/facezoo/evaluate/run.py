@@ -18,7 +18,10 @@ from .config import (KIND_WORDS, METRIC_DATASETS, AccuracyConfig, DatasetSpec, L
                      load_accuracy_config, load_definitions)
 from .dataset_root import FoundDataset, find_dataset
 from .errors import EvaluateError
-from .evaluator import Evaluation, RunOptions, evaluate, sha256_of
+from .dataset_files import sha256_of
+from .evaluator import evaluate
+from .jobs import ModelRef, open_launcher
+from .results import Evaluation, RunOptions
 from .outputs import Output, Staging, check_outputs
 from .provenance import cpu, versions
 from .report import csv_text, json_text, load_plotting, write_html
@@ -98,14 +101,6 @@ def _precision(model_file: Path | None, framework: str, given: str | None) -> st
             raise EvaluateError(f"{model_file}: an {folder} IR, but --precision {given} was given")
         return folder
     return given or DEFAULT_PRECISION
-
-
-def _launcher(framework: str, path: Path, device: str):
-    if framework == "openvino":
-        from .launchers.openvino import OpenVINOLauncher
-        return OpenVINOLauncher(path, device)
-    from .launchers.onnxruntime import OnnxRuntimeLauncher
-    return OnnxRuntimeLauncher(path, device)
 
 
 def _dataset_files(found: FoundDataset) -> tuple[list[Path], list[Path]]:
@@ -198,11 +193,11 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
         load_plotting()  # now, while this is the only thread (see load_plotting)
     launcher = None
     if model_file is not None and not read_predictions:
-        launcher = _launcher(chosen.framework, model_file, args.target_device)
+        launcher = open_launcher(ModelRef(model_file, chosen.framework, args.target_device))
     aligner = None
     if args.aligner_model:
-        from .launchers.openvino import OpenVINOLauncher
-        aligner = OpenVINOLauncher(args.aligner_model, args.target_device)
+        aligner = ModelRef(Path(args.aligner_model), "openvino", args.target_device)
+        open_launcher(aligner)  # compiled now: a model OpenVINO cannot load is refused before inference
     record = _run_record(args, config, definitions_path, found, spec, precision, model_file, launcher, hashes)
     counted = f"{found.images:,} images" + (f", {found.pairs:,} pairs" if found.pairs is not None else "")
     notify(f"dataset {found.definition.name}: {counted} in {found.root}")

@@ -15,7 +15,8 @@ import numpy as np
 
 from facezoo.common.safeio import signals_deferred
 from facezoo.evaluate.config import AccuracyConfig, DatasetSpec
-from facezoo.evaluate.evaluator import RunOptions, evaluate
+from facezoo.evaluate.evaluator import evaluate
+from facezoo.evaluate.results import RunOptions
 from facezoo.evaluate.launchers.base import InputInfo
 from facezoo.evaluate.launchers.openvino import OpenVINOLauncher
 

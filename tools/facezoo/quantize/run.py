@@ -10,7 +10,7 @@ from pathlib import Path
 
 from facezoo.common.safeio import signals_deferred
 from facezoo.convert.staging import Staging
-from facezoo.evaluate.evaluator import sha256_of
+from facezoo.evaluate.dataset_files import sha256_of
 
 from .errors import QuantizeError
 from .quantize import Validation, ov, quantize
