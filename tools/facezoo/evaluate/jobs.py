@@ -23,6 +23,8 @@ class ModelRef:
     path: Path
     framework: str  # "openvino" or "onnxruntime"
     device: str = "CPU"
+    # extra OpenVINO compile properties, as (name, value) pairs so the reference stays hashable
+    properties: tuple[tuple[str, Any], ...] = ()
 
 
 class Job(Protocol):
@@ -66,7 +68,7 @@ def open_launcher(ref: ModelRef) -> Launcher:
         if ref not in _opened:
             if ref.framework == "openvino":
                 from .launchers.openvino import OpenVINOLauncher
-                _opened[ref] = OpenVINOLauncher(ref.path, ref.device)
+                _opened[ref] = OpenVINOLauncher(ref.path, ref.device, dict(ref.properties))
             else:
                 from .launchers.onnxruntime import OnnxRuntimeLauncher
                 _opened[ref] = OnnxRuntimeLauncher(ref.path, ref.device)

@@ -31,7 +31,9 @@ def check_device(device: str, available: list[str]) -> None:
 class OpenVINOLauncher:
     """Compiled IR with as many infer requests as the device suggests for throughput."""
 
-    def __init__(self, xml: Path, device: str = "CPU"):
+    def __init__(self, xml: Path, device: str = "CPU", properties: dict[str, Any] | None = None):
+        """`properties`: extra OpenVINO properties given to compile_model (e.g. a worker's
+        INFERENCE_NUM_THREADS and ENABLE_CPU_PINNING), over facezoo's own."""
         with signals_deferred():  # a signal inside its import would become an ImportError
             import openvino as ov
 
@@ -44,6 +46,7 @@ class OpenVINOLauncher:
         if device.startswith("CPU"):
             # the CPU plugin otherwise runs bf16 where the CPU supports it: results would depend on the CPU
             config["INFERENCE_PRECISION_HINT"] = "f32"
+        config.update(properties or {})
         try:
             self.compiled = core.compile_model(str(xml), device, config)
         except RuntimeError as exc:
