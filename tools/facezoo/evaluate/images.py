@@ -118,15 +118,21 @@ def read_image(path: Path, gray: bool = False, max_pixels: int = MAX_PIXELS) -> 
     """Decode an image (BGR, or one channel when `gray`). Only JPEG, PNG and BMP files are read,
     and only when their header says at most `max_pixels` pixels; a file that is not a regular
     file, empty, truncated or undecodable is a BrokenImage naming it."""
-    cv2 = _decoder()
     path = Path(path)
-    data = _read(path, BYTES_PER_PIXEL_LIMIT * max_pixels + (1 << 20))
+    return decode_image_bytes(_read(path, BYTES_PER_PIXEL_LIMIT * max_pixels + (1 << 20)), str(path), gray,
+                              max_pixels)
+
+
+def decode_image_bytes(data: bytes, where: str, gray: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an encoded image held in memory as `read_image` decodes a file (the same checks);
+    `where` names it in a BrokenImage."""
+    cv2 = _decoder()
     try:
         width, height = image_size(data)
     except BrokenImage as exc:
-        raise BrokenImage(f"{path}: {exc}") from None
+        raise BrokenImage(f"{where}: {exc}") from None
     if width * height > max_pixels:
-        raise BrokenImage(f"{path}: {width}x{height} = {width * height:,} pixels, more than the "
+        raise BrokenImage(f"{where}: {width}x{height} = {width * height:,} pixels, more than the "
                           f"{max_pixels:,}-pixel limit (raise it with --max_image_pixels)")
     image = None
     if _complete(data):
@@ -135,7 +141,7 @@ def read_image(path: Path, gray: bool = False, max_pixels: int = MAX_PIXELS) -> 
         except cv2.error:
             image = None
     if image is None or image.size == 0:
-        raise BrokenImage(f"{path}: not a decodable image (corrupt or truncated)")
+        raise BrokenImage(f"{where}: not a decodable image (corrupt or truncated)")
     return image
 
 
