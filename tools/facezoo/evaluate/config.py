@@ -36,6 +36,7 @@ class MetricSpec:
     iou_threshold: float = 0.5
     multiple_matches_per_ignored: bool = True
     far: float = 1e-3
+    protocol: str = "facezoo"  # lfw_accuracy / tar_at_far: facezoo, insightface or omz_subsets (metrics/verification.py)
     reference: float | None = None
     threshold: float | None = None
     int8_reference: float | None = None  # for INT8 IRs (FP32-INT8, FP16-INT8): omz_quantizer's result
@@ -79,7 +80,7 @@ class DatasetDefinition:
 
     name: str
     type: str
-    images: str
+    images: str = ""
     annotation: str | None = None
     annotation_sha256: str | None = None
     ground_truth: str | None = None
@@ -90,6 +91,7 @@ class DatasetDefinition:
     generate_pairs_folds: int | None = None
     alignment: str = "none"
     landmarks: str | None = None
+    bin: str | None = None  # an insightface verification .bin (lfw type): images and pairs in one file
     description: str = ""
 
 
@@ -127,6 +129,9 @@ def load_accuracy_config(path: Path) -> AccuracyConfig:
         for m, spec in enumerate(ds["metrics"]):
             at = f"models[0].datasets[{d}].metrics[{m}]"
             line = lines.get(("models", 0, "datasets", d, "metrics", m), 1)
+            if spec["type"] == "tar_at_far" and spec.get("protocol") == "omz_subsets":
+                raise EvaluateError(f"{path}:{line}: {at}.protocol: omz_subsets has no TAR@FAR (Open Model Zoo "
+                                    f"reports pairwise accuracy only); use facezoo or insightface")
             if spec["type"] == "wider_official" and "setting" not in spec:
                 raise EvaluateError(f"{path}:{line}: {at}.setting: wider_official needs easy, medium or hard")
             for prefix in ("", "int8_"):
@@ -174,8 +179,11 @@ def load_definitions(path: Path) -> dict[str, DatasetDefinition]:
             if key not in d:
                 raise EvaluateError(f"{path}:{lines.get(('datasets', i), 1)}: datasets[{i}].{key} is required "
                                     f"for {d['type']}")
-        if d["type"] == "lfw" and ("pairs" in d) == ("generate_pairs_folds" in d):
-            raise EvaluateError(f"{path}:{lines.get(('datasets', i), 1)}: datasets[{i}]: give pairs or "
-                                f"generate_pairs_folds (exactly one)")
+        if d["type"] == "lfw" and sum(k in d for k in ("pairs", "generate_pairs_folds", "bin")) != 1:
+            raise EvaluateError(f"{path}:{lines.get(('datasets', i), 1)}: datasets[{i}]: give pairs, "
+                                f"generate_pairs_folds or bin (exactly one)")
+        if "images" not in d and not (d["type"] == "lfw" and "bin" in d):
+            raise EvaluateError(f"{path}:{lines.get(('datasets', i), 1)}: datasets[{i}].images is required "
+                                f"(only an insightface .bin holds its own images)")
         out[d["name"]] = DatasetDefinition(**d)
     return out
