@@ -35,3 +35,8 @@ def accuracy_check() -> None:
 def omz_quantizer() -> None:
     """Quantize converted registry models to INT8 with NNCF."""
     _start("omz_quantizer", "facezoo.quantize.cli")
+
+
+def omz_data_converter() -> None:
+    """Pack aligned faces and a pairs file into an insightface verification .bin."""
+    _start("omz_data_converter", "facezoo.evaluate.pack_bin")
