@@ -27,7 +27,9 @@ class _NoGlobals(pickle.Unpickler):
     """Builds only the pickle format's own types: any class or function reference is refused."""
 
     def find_class(self, module: str, name: str):
-        raise pickle.UnpicklingError(f"it references {module}.{name} (a pickled object, not plain data)")
+        hint = (" as Python 3 writes bytes with pickle protocols 0-2: re-pack it with protocol 3 or later"
+                if (module, name) == ("_codecs", "encode") else "")
+        raise pickle.UnpicklingError(f"it references {module}.{name} (a pickled object, not plain data){hint}")
 
     def persistent_load(self, pid):
         raise pickle.UnpicklingError("it has a persistent reference (not plain data)")

@@ -109,6 +109,8 @@ class SubsetsResult:
 def kfold(count: int, folds: int = FOLDS) -> np.ndarray:
     """Each pair's fold as scikit-learn's KFold(folds, shuffle=False) deals them: contiguous
     blocks in order, the first `count % folds` blocks one pair longer."""
+    if count < folds:
+        raise EvaluateError(f"{count} pairs cannot be dealt to {folds} folds (at least {folds} are needed)")
     sizes = np.full(folds, count // folds)
     sizes[:count % folds] += 1
     return np.repeat(np.arange(folds), sizes)
