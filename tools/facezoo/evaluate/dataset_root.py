@@ -9,6 +9,7 @@ from pathlib import Path
 from facezoo.common.safeio import read_text_limited
 
 from .config import KIND_WORDS, DatasetDefinition
+from .datasets.insightface_bin import read_bin
 from .datasets.lfw import make_pairs, parse_pairs
 from .datasets.wider import parse_bbx_gt
 from .errors import EvaluateError
@@ -30,7 +31,7 @@ class FoundDataset:
 def _layout_fits(definition: DatasetDefinition, root: Path) -> bool:
     """The entry's list file (annotation or pairs) is under root; or, for pairs generated from the
     images, its image folder is."""
-    listed = definition.annotation or definition.pairs
+    listed = definition.annotation or definition.pairs or definition.bin
     if listed:
         return (root / listed).exists() or (root / listed).is_symlink()
     return (root / definition.images).is_dir()
@@ -41,6 +42,9 @@ def _count(definition: DatasetDefinition, root: Path) -> tuple[int, int | None]:
     if definition.type == "wider":
         path = root / definition.annotation
         return len(parse_bbx_gt(read_text_limited(path, MAX_LIST_BYTES, "annotation", EvaluateError), str(path))), None
+    if definition.bin:
+        pairs = len(read_bin(root / definition.bin))
+        return 2 * pairs, pairs
     if definition.pairs:
         path = root / definition.pairs
         pairs = parse_pairs(read_text_limited(path, MAX_LIST_BYTES, "pairs file", EvaluateError), str(path))
@@ -71,8 +75,8 @@ def find_dataset(definitions: dict[str, DatasetDefinition], wanted: str, root: P
     if pinned_elsewhere:
         raise EvaluateError(f"{root}: {images:,} images, and no dataset definition of this layout fits "
                             f"({'; '.join(pinned_elsewhere)}); add an entry without image_count")
-    layouts = sorted({f"{definitions[n].images}/ + {definitions[n].annotation or definitions[n].pairs or '(pairs generated)'}"
-                      for n in candidates})
+    layouts = sorted({definitions[n].bin or f"{definitions[n].images}/ + "
+                      f"{definitions[n].annotation or definitions[n].pairs or '(pairs generated)'}" for n in candidates})
     message = (f"{root}: not {KIND_WORDS[kind]} root as {wanted} needs: expected "
                f"{' or '.join(layouts)} under it")
     other = next((d for d in definitions.values() if d.type != kind and _layout_fits(d, root)), None)

@@ -106,7 +106,7 @@ def _precision(model_file: Path | None, framework: str, given: str | None) -> st
 def _dataset_files(found: FoundDataset) -> tuple[list[Path], list[Path]]:
     """(input files, input folders) of the dataset: outputs must not land on or in them."""
     d, root = found.definition, found.root
-    files = [root / rel for rel in (d.annotation, d.pairs, d.landmarks) if rel]
+    files = [root / rel for rel in (d.annotation, d.pairs, d.landmarks, d.bin) if rel]
     folders = [root / rel for rel in (d.images, d.ground_truth) if rel]
     return files, folders
 
