@@ -138,7 +138,8 @@ def load_accuracy_config(path: Path) -> AccuracyConfig:
                 if (prefix + "reference" in spec) != (prefix + "threshold" in spec):
                     raise EvaluateError(f"{path}:{line}: {at}: give both {prefix}reference and {prefix}threshold, "
                                         f"or neither")
-            name = spec.get("name") or (f"{spec['type']}_{spec['setting']}" if "setting" in spec else spec["type"])
+            qualifier = spec.get("setting") or (spec.get("protocol") if spec.get("protocol", "facezoo") != "facezoo" else None)
+            name = spec.get("name") or (f"{spec['type']}_{qualifier}" if qualifier else spec["type"])
             metrics.append(MetricSpec(type=spec["type"], name=name, **{k: v for k, v in spec.items()
                                                                         if k not in ("type", "name")}))
         kinds = {METRIC_DATASETS[m.type] for m in metrics}
