@@ -86,7 +86,11 @@ class Payload:
     (pickle.dumps(([], [])), "holds no pair"),
     (pickle.dumps(Payload()), "references builtins.print"),
     (pickle.dumps(([b"a"] * 2, np.array([True]))), "references numpy"),
-    (pickle.dumps(([b"a"] * 2, [True]), protocol=2), "references _codecs.encode"),
+    (pickle.dumps(([b"a"] * 2, [True]), protocol=2), "references _codecs.encode.*re-pack with protocol 3"),
+    # length fields and memo indices the unpickler would allocate for before seeing the data is short
+    (b"\x80\x04B\xff\xff\xff\x7fabc.", r"damaged or cut short \(expected 2147483647 bytes"),
+    (b"\x80\x04\x8e" + (1 << 40).to_bytes(8, "little") + b"abc.", "damaged or cut short"),
+    (b"\x80\x02]r\xff\xff\xff\xff.", "byte 3: memo index 4294967295 out of range"),
 ])
 def test_bad_bins_are_one_line_errors_naming_the_file(data, message):
     with pytest.raises(EvaluateError, match=message) as err:

@@ -9,6 +9,7 @@ import functools
 import io
 import os
 import pickle
+import pickletools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +28,7 @@ class _NoGlobals(pickle.Unpickler):
     """Builds only the pickle format's own types: any class or function reference is refused."""
 
     def find_class(self, module: str, name: str):
-        hint = (" as Python 3 writes bytes with pickle protocols 0-2: re-pack it with protocol 3 or later"
-                if (module, name) == ("_codecs", "encode") else "")
-        raise pickle.UnpicklingError(f"it references {module}.{name} (a pickled object, not plain data){hint}")
+        raise pickle.UnpicklingError(f"it references {module}.{name}, a pickled object, not plain data")
 
     def persistent_load(self, pid):
         raise pickle.UnpicklingError("it has a persistent reference (not plain data)")
@@ -52,10 +51,41 @@ def image_name(index: int) -> str:
     return f"{index:05d}"
 
 
+# opcodes that make objects other than plain data (classes, calls, extension codes, persistent ids)
+OBJECT_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "REDUCE", "BUILD", "EXT1", "EXT2",
+                  "EXT4", "PERSID", "BINPERSID"}
+MEMO_PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
+
+
+def _scan(data: bytes, source: str) -> None:
+    """Walk the pickle's opcodes before unpickling: every length field must fit in the data and
+    every memo index be one a valid pickle could use (the unpickler would otherwise allocate what
+    they declare before noticing the data is short), and nothing but plain data may be built."""
+    strings = ["?", "?"]  # the last two strings: STACK_GLOBAL's module and name
+    try:
+        for count, (op, arg, pos) in enumerate(pickletools.genops(data)):
+            if isinstance(arg, str):
+                strings = [strings[1], arg]
+            if op.name in OBJECT_OPCODES:
+                name = (".".join(arg.split(" ", 1)) if op.name in ("GLOBAL", "INST") else
+                        ".".join(strings) if op.name == "STACK_GLOBAL" else None)
+                what = f"references {name[:80]}" if name else f"has a {op.name} opcode"
+                hint = (" (Python 3 writes bytes so with pickle protocols 0-2: re-pack with protocol 3 or later)"
+                        if name == "_codecs.encode" else "")
+                raise EvaluateError(f"{source}: {EXPECTED}; byte {pos}: it {what}, a pickled object, not plain "
+                                    f"data{hint}")
+            if op.name in MEMO_PUTS and not 0 <= int(arg) <= count:
+                raise EvaluateError(f"{source}: {EXPECTED}; byte {pos}: memo index {arg} out of range")
+    except (ValueError, OverflowError) as exc:
+        raise EvaluateError(f"{source}: {EXPECTED}; the pickle is damaged or cut short "
+                            f"({' '.join(str(exc).split())[:120]})") from None
+
+
 def parse_bin(data: bytes, source: str) -> VerificationBin:
     """Validate the unpickled structure of a .bin: a 2-tuple (or list) of a list of bytes and a
     list of bools (or 0/1), the images exactly two per pair. Python 2 pickles load with their
     byte strings as bytes."""
+    _scan(data, source)
     try:
         loaded = _NoGlobals(io.BytesIO(data), encoding="bytes").load()
     except pickle.UnpicklingError as exc:
