@@ -176,3 +176,39 @@ def test_first_and_last_name_the_graphs_outer_convolutions(tmp_path):
     assert ignored_names(load_recipe(path), graph) == ["conv1", "conv0", "conv2", "conv3"]
     path.write_text(GOOD)
     assert ignored_names(load_recipe(path), graph) == []
+
+
+@pytest.mark.parametrize("name", ["retinaface-resnet50", "face-recognition-mobilefacenet-arcface"])
+def test_mission_model_recipes_quantize_their_graphs(tmp_path, name):
+    """The mission models' weights are not available offline; their synthetic checkpoints (the real
+    topologies) prove the recipe end to end: convert first, the recipe's ignored_scope found in the
+    graph and kept in float, an INT8 IR and its record written. The subsets are cut to 4 images and
+    the metric is not gated (random weights detect and recognise nothing)."""
+    import os
+
+    from synthetic_models import write_mobilefacenet_arcface, write_retinaface_r50
+
+    model = MODELS[name]
+    folder = tmp_path / "dl" / model.subdirectory
+    if name == "retinaface-resnet50":
+        write_retinaface_r50(folder, prefix="R50")
+    else:
+        python = os.environ.get("FACEZOO_MXNET_PYTHON")
+        if not python:
+            pytest.skip("FACEZOO_MXNET_PYTHON (the MXNet 1.9.1 venv) is needed to learn MobileFaceNet's shapes")
+        write_mobilefacenet_arcface(folder / "model-y1-test2",
+                                    shared_path("data", "converter-cases", "mobilefacenet-arcface-symbol",
+                                                "model-symbol.json"), python)
+    registry = tmp_path / "models" / "public" / name
+    shutil.copytree(model.directory, registry)
+    recipe = registry / RECIPE_FILE
+    lines = [line for line in recipe.read_text().splitlines()
+             if not line.startswith(("validation_size:", "subset_size:", "mode:"))]
+    recipe.write_text("\n".join(lines + ["mode: ptq", "validation_size: 4", "subset_size: 4"]) + "\n")
+    proc = _run("omz_quantizer", "--name", name, "--models_dir", tmp_path / "models", "-d", "dl", "-o", "out",
+                "--dataset_dir", shared_path("data"), "--max_drop", "0.5", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = json.loads((tmp_path / "out" / "public" / name / "FP32-INT8" / f"{name}.quantization.json").read_text())
+    scope = load_recipe(recipe).ignored_scope
+    assert record["mode"] == "ptq" and (tmp_path / "out" / "public" / name / "FP32-INT8" / f"{name}.xml").is_file()
+    assert len(record["kept_in_float"]) >= scope.first + scope.last + len(scope.names), record["kept_in_float"]
