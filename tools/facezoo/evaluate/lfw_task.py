@@ -16,7 +16,7 @@ from .dataset_files import checked_file, reading_stored, subsample, unknown_name
 from .datasets.landmarks import check_landmarks, parse_landmarks
 from .datasets.lfw import Pairs, make_pairs, parse_pairs
 from .errors import EvaluateError
-from .images import read_image, to_blob
+from .images import read_image, to_input
 from .jobs import Executor, ModelRef, Progress, open_launcher
 from .launchers.base import Launcher
 from .metrics.verification import VerificationResult, pair_distances, verification_accuracy
@@ -43,8 +43,18 @@ class EmbedJob:
             image = align_face(image, self.landmarks[path], self.shape[2])
         elif self.alignment == "detector":
             image = align_face(image, detect_landmarks(open_launcher(self.aligner), image, path), self.shape[2])
-        blob = to_blob(image, self.shape)
+        blob = to_input(image, self.shape)
         return (np.ascontiguousarray(blob[..., ::-1]) if flipped else blob), None
+
+    def preprocessing(self, key: tuple[str, bool]) -> tuple[Path, str] | None:
+        """The file `load(key)` reads, and all else its result depends on (the input cache's key);
+        None when a detector aligns the face (its result depends on that model too)."""
+        path, flipped = key
+        if self.alignment == "detector":
+            return None
+        points = self.landmarks[path].tolist() if self.alignment == "landmarks" else None
+        return self.folder / path, (f"embed to_input shape={self.shape} max_pixels={self.max_image_pixels} "
+                                    f"flipped={flipped} alignment={self.alignment} landmarks={points}")
 
     def post(self, key: tuple[str, bool], info: None, outputs: dict[str, np.ndarray]) -> np.ndarray:
         return outputs[self.output].reshape(-1).astype(np.float64)
@@ -148,7 +158,7 @@ def detect_landmarks(detector: Launcher, image: np.ndarray, path: str) -> np.nda
     """Five landmarks of the most confident face the detector finds (for LFW alignment)."""
     shape = detector.input.shape
     found: list[Detections] = []
-    detector.infer([(path, to_blob(image, shape))],
+    detector.infer([(path, to_input(image, shape))],
                    lambda _, outputs: found.append(decode(outputs, (shape[3], shape[2]))))
     det = rescale(found[0], image.shape[1] / shape[3], image.shape[0] / shape[2])
     if not len(det.scores):

@@ -1,7 +1,8 @@
 """The local executor: image decoding and preprocessing overlapped with inference in this
-process, with bounded read-ahead."""
+process, with bounded read-ahead, optionally through the decoded-input cache."""
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .cache import CachedJob, InputCache
 from .images import BrokenImage
 from .jobs import Job, Progress
 from .launchers.base import Launcher
@@ -71,22 +73,27 @@ def run_inference(launcher: Launcher, job: Job, keys: list[Any], skip_broken: bo
     if progress is not None:
         progress.reset(total=len(keys))
     broken: list[tuple[Any, str]] | None = [] if skip_broken else None
-    requests = getattr(launcher, "requests", 1)
-    launcher.infer(blobs(prefetch(keys, job.load, workers=2, ahead=2 * requests + 2, broken=broken)), handle)
+    # one decoding thread per core: OpenCV releases the GIL and runs single-threaded in each (see
+    # images._decoder), and they wait once `ahead` inputs are ready, leaving the cores to inference
+    workers = max(1, min(len(os.sched_getaffinity(0)), 8))
+    ahead = getattr(launcher, "batch", 1) * (getattr(launcher, "requests", 1) + 1) + workers
+    launcher.infer(blobs(prefetch(keys, job.load, workers=workers, ahead=ahead, broken=broken)), handle)
     if errors:
         raise errors[0]
     return results, broken or []
 
 
 class LocalExecutor:
-    """Runs jobs in this process on an opened launcher."""
+    """Runs jobs in this process on an opened launcher, their inputs through `cache` if given."""
 
-    def __init__(self, launcher: Launcher):
+    def __init__(self, launcher: Launcher, cache: InputCache | None = None):
         self.launcher = launcher
+        self.cache = cache
         self.input = launcher.input
         self.outputs = launcher.outputs
         self.description = launcher.description
 
     def run(self, job: Job, keys: list[Any], skip_broken: bool,
             progress: Progress | None = None) -> tuple[dict[Any, Any], list[tuple[Any, str]]]:
-        return run_inference(self.launcher, job, keys, skip_broken, progress)
+        return run_inference(self.launcher, CachedJob(job, self.cache) if self.cache is not None else job, keys, skip_broken,
+                             progress)

@@ -15,7 +15,7 @@ from .config import DatasetDefinition, DatasetSpec, MetricSpec
 from .dataset_files import check_images_exist, checked_file, reading_stored, subsample, unknown_names
 from .datasets.wider import WiderGroundTruth, WiderImage, check_official_mat, load_official_mat, parse_bbx_gt
 from .errors import EvaluateError
-from .images import read_image, to_blob
+from .images import read_image, to_input
 from .jobs import Executor, Progress
 from .metrics.detection import PRCurve, average_precision, match_image, wider_official_curves
 from .predictions import load_predictions, save_detections, write_submission
@@ -87,7 +87,11 @@ class DetectJob:
 
     def load(self, path: str) -> tuple[np.ndarray, tuple[int, int]]:
         image = read_image(self.folder / path, gray=self.shape[1] == 1, max_pixels=self.max_image_pixels)
-        return to_blob(image, self.shape), (image.shape[1], image.shape[0])
+        return to_input(image, self.shape), (image.shape[1], image.shape[0])
+
+    def preprocessing(self, path: str) -> tuple[Path, str]:
+        """The file `load(path)` reads, and all else its result depends on (the input cache's key)."""
+        return self.folder / path, f"detect to_input shape={self.shape} max_pixels={self.max_image_pixels}"
 
     def post(self, path: str, size: tuple[int, int], outputs: dict[str, np.ndarray]) -> Detections:
         height, width = self.shape[2], self.shape[3]

@@ -42,5 +42,6 @@ class OnnxRuntimeLauncher:
 
     def infer(self, items: Iterable[tuple[Any, np.ndarray]], handle: Handler) -> None:
         for key, blob in items:
-            values = self.session.run(self.outputs, {self.input.name: blob})
+            # inputs are 8-bit pixels (images.to_input); the converter's ONNX input is float
+            values = self.session.run(self.outputs, {self.input.name: blob.astype(np.float32, copy=False)})
             handle(key, dict(zip(self.outputs, values)))
