@@ -1,0 +1,88 @@
+"""The fast NMS and matching give exactly what the plain all-pairs definitions give."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from facezoo.evaluate.adapters.nms import BLOCK, nms, overlapping_pairs
+
+
+def _iou_hit(a, b, threshold, one):
+    """The reference test of one pair, as a greedy loop over boxes would do it."""
+    w = min(a[2], b[2]) - max(a[0], b[0]) + one
+    h = min(a[3], b[3]) - max(a[1], b[1]) + one
+    inter = max(w, 0) * max(h, 0)
+    union = (a[2] - a[0] + one) * (a[3] - a[1] + one) + (b[2] - b[0] + one) * (b[3] - b[1] + one) - inter
+    return inter > threshold * union and inter > 0
+
+
+def _greedy_loop(boxes, scores, threshold, plus_one):
+    one = 1.0 if plus_one else 0.0
+    keep = []
+    for i in np.argsort(-scores, kind="stable"):
+        if not any(_iou_hit(boxes[k], boxes[i], threshold, one) for k in keep):
+            keep.append(i)
+    return keep
+
+
+def _boxes(rng, count, spread=300.0, sizes=(2.0, 120.0)):
+    """Boxes of many sizes and aspects, some nested, some repeated, a few degenerate."""
+    xy = rng.uniform(0, spread, (count, 2))
+    wh = np.exp(rng.uniform(np.log(sizes[0]), np.log(sizes[1]), (count, 2)))
+    wh[: count // 3, 1] = wh[: count // 3, 0] * rng.uniform(0.8, 1.25, count // 3)  # face-like aspects
+    boxes = np.concatenate([xy, xy + wh], axis=1)
+    if count > 10:
+        boxes[1] = boxes[0]  # an exact duplicate
+        boxes[2] = boxes[0] + [1, 1, -1, -1]  # nested
+        boxes[3, 2] = boxes[3, 0] - 0.5  # no width (a partner only with the +1 pixel convention)
+        boxes[4, 3] = boxes[4, 1] - 3  # negative height
+    return boxes
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.2, 0.4, 0.5, 0.7, 0.95, 1.0])
+@pytest.mark.parametrize("plus_one", [False, True])
+def test_nms_equals_the_greedy_loop_at_any_threshold(threshold, plus_one):
+    rng = np.random.default_rng(int(threshold * 100) + plus_one)
+    boxes = _boxes(rng, 260)
+    scores = rng.choice(np.linspace(0, 1, 40), len(boxes))  # with ties
+    assert nms(boxes, scores, threshold, plus_one).tolist() == _greedy_loop(boxes, scores, threshold, plus_one)
+
+
+def test_nms_dense_blocks_then_sparse_pairs():
+    """A crowd of near-identical strong boxes (the dense stage) among scattered weak ones (the
+    sparse stage): both stages and the hand-over between them."""
+    rng = np.random.default_rng(7)
+    crowd = np.array([100, 100, 180, 190]) + rng.normal(0, 4, (4 * BLOCK, 4))
+    scattered = _boxes(rng, 300, spread=900, sizes=(8, 60))
+    boxes = np.concatenate([crowd, scattered])
+    scores = np.concatenate([rng.uniform(0.8, 1, len(crowd)), rng.uniform(0, 0.5, len(scattered))])
+    assert nms(boxes, scores, 0.5).tolist() == _greedy_loop(boxes, scores, 0.5, False)
+
+
+def test_pairs_equal_all_pairs():
+    rng = np.random.default_rng(3)
+    boxes = _boxes(rng, 400, spread=200)
+    for threshold in (0.3, 0.5, 0.6):
+        a, b = overlapping_pairs(boxes, threshold, False)
+        found = {(min(x, y), max(x, y)) for x, y in zip(a.tolist(), b.tolist())}
+        assert len(found) == len(a)  # each pair once
+        expected = {(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes))
+                    if _iou_hit(boxes[i], boxes[j], threshold, 0.0)}
+        assert found == expected
+
+
+def test_thin_boxes_far_from_the_origin_take_the_plain_sweep():
+    """Boxes whose sides are lost in their coordinates' rounding: still the reference set."""
+    base = np.array([1e9, 1e9, 1e9, 1e9])
+    boxes = base + np.array([[0, 0, 1e-3, 1e-3], [0, 0, 1e-3, 1e-3], [5e-4, 0, 1.5e-3, 1e-3], [0, 0, 2, 2]])
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    assert nms(boxes, scores, 0.3).tolist() == _greedy_loop(boxes, scores, 0.3, False)
+
+
+@given(st.lists(st.tuples(*[st.floats(-50, 50, allow_nan=False, width=16)] * 4, st.integers(0, 5)),
+                max_size=40),
+       st.sampled_from([0.0, 0.3, 0.5, 0.8]), st.booleans())
+def test_nms_property(rows, threshold, plus_one):
+    boxes = np.array([r[:4] for r in rows], dtype=np.float64).reshape(-1, 4)
+    boxes[:, 2:] = boxes[:, :2] + np.abs(boxes[:, 2:])
+    scores = np.array([r[4] for r in rows], dtype=np.float64)
+    assert nms(boxes, scores, threshold, plus_one).tolist() == _greedy_loop(boxes, scores, threshold, plus_one)
