@@ -25,6 +25,7 @@ class ModelRef:
     device: str = "CPU"
     # extra OpenVINO compile properties, as (name, value) pairs so the reference stays hashable
     properties: tuple[tuple[str, Any], ...] = ()
+    batch: int = 1  # images per inference request (OpenVINO reshapes the IR to it)
 
 
 class Job(Protocol):
@@ -68,7 +69,7 @@ def open_launcher(ref: ModelRef) -> Launcher:
         if ref not in _opened:
             if ref.framework == "openvino":
                 from .launchers.openvino import OpenVINOLauncher
-                _opened[ref] = OpenVINOLauncher(ref.path, ref.device, dict(ref.properties))
+                _opened[ref] = OpenVINOLauncher(ref.path, ref.device, dict(ref.properties), ref.batch)
             else:
                 from .launchers.onnxruntime import OnnxRuntimeLauncher
                 _opened[ref] = OnnxRuntimeLauncher(ref.path, ref.device)
