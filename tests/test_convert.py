@@ -201,11 +201,14 @@ def test_converter_cli_end_to_end_with_verify(tmp_path):
     proc = _converter("--name", "retinaface-mnet025-v1", "-d", dl, "-o", tmp_path / "ir", "--verify",
                       "--verify_image", shared_path("data", "photos", "friends.jpg"))
     assert proc.returncode == 0, proc.stderr
-    assert "FAIL" not in proc.stdout and proc.stdout.count(" ok") == 36
+    # 9 outputs x 2 inputs x 2 precisions, for the fixed IR at 640x640 and the dynamic IR at 640x640 and 481x803
+    assert "FAIL" not in proc.stdout and proc.stdout.count(" ok") == 108
+    assert proc.stdout.count("FP32 dynamic 481x803") == 18
     base = tmp_path / "ir" / "public" / "retinaface-mnet025-v1"
-    for p in ("FP32", "FP16"):
-        assert (base / p / "retinaface-mnet025-v1.xml").is_file() and (base / p / "retinaface-mnet025-v1.bin").is_file()
-    assert (base / "retinaface-mnet025-v1.onnx").is_file()
+    for stem in ("retinaface-mnet025-v1", "retinaface-mnet025-v1-dynamic"):
+        for p in ("FP32", "FP16"):
+            assert (base / p / f"{stem}.xml").is_file() and (base / p / f"{stem}.bin").is_file()
+        assert (base / f"{stem}.onnx").is_file()
 
 
 def test_dry_run_writes_nothing(tmp_path):
@@ -261,7 +264,8 @@ def _convert_synthetic_mission_model(tmp_path, name: str):
         photo = cv2.imread(str(shared_path("data", "photos", "aligned_112", "1.jpg")))
     converted = convert_model(model, tmp_path / "dl", tmp_path / "ir", ["FP32", "FP16"])
     lines = verify_converted(model, converted, tmp_path / "dl", photo)
-    assert len(lines) == 2 * 2 * len(converted.report.outputs)  # noise and photo, FP32 and FP16
+    # noise and photo, FP32 and FP16; a dynamic IR besides at the declared and a second size
+    assert len(lines) == 2 * 2 * len(converted.report.outputs) * (3 if model.conversion.dynamic_input else 1)
     for line in lines:
         assert line.passed, (name, line)
     return converted
@@ -301,17 +305,19 @@ def test_streamed_onnx_file_parses_to_the_same_model(tmp_path):
 
 
 def test_progress_steps_match_the_totals_the_bar_announces(tmp_path):
-    """The converter's bar total is models x conversion_steps: each conversion reports exactly that many."""
-    from facezoo.convert.convert import BUILD_STEPS, build_onnx, conversion_steps
-    model = MODELS["mobileface-identification-v3"]
-    dl = _download_mirror(tmp_path, model.name)
-    for precisions in (["FP32"], ["FP32", "FP16"]):
+    """The converter's bar total is the sum of conversion_steps: each conversion reports exactly that many
+    (a model with dynamic_input converts two graphs)."""
+    from facezoo.convert.convert import build_onnx, build_steps, conversion_steps
+    for name in ("mobileface-identification-v3", "retinaface-mnet025-v1"):
+        model = MODELS[name]
+        dl = _download_mirror(tmp_path / name, model.name)
+        for precisions in (["FP32"], ["FP32", "FP16"]):
+            steps = []
+            convert_model(model, dl, tmp_path / name / "ir", precisions, lambda: steps.append(1))
+            assert len(steps) == conversion_steps(precisions, model.conversion.dynamic_input)
         steps = []
-        convert_model(model, dl, tmp_path / "ir", precisions, lambda: steps.append(1))
-        assert len(steps) == conversion_steps(precisions)
-    steps = []
-    build_onnx(model, dl, lambda: steps.append(1))
-    assert len(steps) == BUILD_STEPS
+        build_onnx(model, dl, lambda: steps.append(1))
+        assert len(steps) == build_steps(model)
 
 
 @pytest.mark.parametrize("field,values,message", [

@@ -39,7 +39,9 @@ class Attrs:
 class GraphBuilder:
     """Collects ONNX nodes and initializers; knows each tensor's shape and whether it is a constant."""
 
-    def __init__(self):
+    def __init__(self, dynamic: bool = False):
+        # dynamic: the inputs' height and width are left open; shapes are tracked at the declared size
+        self.dynamic = dynamic
         self.nodes: list[onnx.NodeProto] = []
         self.constants: dict[str, np.ndarray] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}
@@ -83,11 +85,16 @@ class GraphBuilder:
     def model(self, inputs: list[tuple[str, tuple[int, ...]]], outputs: list[str], opset: int,
               graph_name: str) -> onnx.ModelProto:
         """The finished model. Constants move into it one by one (the builder is empty afterwards),
-        so the weights exist once in the model and never twice in this process."""
+        so the weights exist once in the model and never twice in this process. A dynamic model's
+        inputs have open height and width (named `height`, `width`); its outputs, an open shape."""
+        def input_dims(shape: tuple[int, ...]) -> list:
+            return [*shape[:2], "height", "width"] if self.dynamic else list(shape)
+
         graph = helper.make_graph(
             self.nodes, graph_name,
-            [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(s)) for n, s in inputs],
-            [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(self.shapes[n])) for n in outputs])
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, input_dims(s)) for n, s in inputs],
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, None if self.dynamic else list(self.shapes[n]))
+             for n in outputs])
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                                   producer_name="facezoo", producer_version="0.1")
         del graph  # make_model copied it; the initializers go straight into the model's own graph

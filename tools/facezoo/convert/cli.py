@@ -13,7 +13,7 @@ from facezoo.common.safeio import sweep_stale_temps
 from facezoo.registry import Model
 from facezoo.registry.arguments import add_model_arguments, selected_models
 
-from .convert import BUILD_STEPS, build_onnx, check_model, check_outputs, conversion_steps, convert_model
+from .convert import build_onnx, build_steps, check_model, check_outputs, conversion_steps, convert_model
 from .errors import ConvertError
 from .staging import Staging
 
@@ -54,8 +54,13 @@ def _one(model: Model, args: argparse.Namespace, precisions: list[str], image, s
         return _report(model.name + " (dry run: nothing written)", report, []), True
     output_dir = args.output_dir or args.download_dir
     converted = convert_model(model, args.download_dir, output_dir, precisions, step)
-    text = _report(model.name, converted.report, [str(converted.onnx_path)] +
-                   [str(p) for p in converted.ir_paths.values()])
+    paths = [converted.onnx_path, *converted.ir_paths.values()]
+    if converted.dynamic_onnx_path is not None:
+        paths += [converted.dynamic_onnx_path, *converted.dynamic_ir_paths.values()]
+    text = _report(model.name, converted.report, [str(p) for p in paths])
+    if converted.dynamic_onnx_path is not None:
+        shapes = ", ".join(f"{k} [{v[0]}, {v[1]}, ?, ?]" for k, v in converted.report.inputs.items())
+        text += f"\n  dynamic: {converted.dynamic_onnx_path.stem} files take {shapes} (height and width open)"
     if not args.verify:
         return text, True
     from .check import verify_converted
@@ -65,7 +70,8 @@ def _one(model: Model, args: argparse.Namespace, precisions: list[str], image, s
     step()
     for line in lines:
         c = line.comparison
-        text += (f"\n  verify {line.precision} {line.input_name:5s} {c.output}: max|err| {c.max_abs_error:.3g}, "
+        ir = f"{line.precision}{' dynamic' if line.ir == 'dynamic' else ''} {line.size[0]}x{line.size[1]}"
+        text += (f"\n  verify {ir} {line.input_name:5s} {c.output}: max|err| {c.max_abs_error:.3g}, "
                  f"cosine {c.cosine:.6f} [{line.rule}] {'ok' if line.passed else 'FAIL'}")
     return text, all(line.passed for line in lines)
 
@@ -111,8 +117,12 @@ def _convert(args: argparse.Namespace, precisions: list[str]) -> int:
     image = _preflight(chosen, args, precisions)
     if not args.dry_run:
         sweep_stale_temps(args.output_dir or args.download_dir)  # what a run killed with -9 left
-    steps = BUILD_STEPS if args.dry_run else conversion_steps(precisions) + (VERIFY_STEPS if args.verify else 0)
-    bar = tqdm(total=steps * len(chosen), desc=f"converting {len(chosen)} model(s)", unit="step", file=sys.stderr,
+    if args.dry_run:
+        steps = sum(build_steps(m) for m in chosen)
+    else:
+        steps = sum(conversion_steps(precisions, m.conversion.dynamic_input) + (VERIFY_STEPS if args.verify else 0)
+                    for m in chosen)
+    bar = tqdm(total=steps, desc=f"converting {len(chosen)} model(s)", unit="step", file=sys.stderr,
                disable=None, dynamic_ncols=True)
     failures = []
     # not `with`: leaving that block joins the workers, which would hold up a SIGINT/SIGTERM exit

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from facezoo.common.cli import on_interrupt
@@ -15,7 +16,7 @@ from facezoo.registry import Model
 
 from .errors import ConvertError
 from .mxnet.ndarray_file import read_ndarray_file
-from .mxnet.symbol import read_symbol
+from .mxnet.symbol import Symbol, read_symbol
 from .onnx_file import save_onnx
 from .staging import Staging
 from .to_onnx import GraphReport, check_conversion, mxnet_to_onnx
@@ -25,12 +26,24 @@ IR_WRITER = Path(__file__).with_name("ir_writer.py")
 
 @dataclass(frozen=True)
 class ConvertedModel:
-    """Where a conversion put its files, and what the graph holds."""
+    """Where a conversion put its files, and what the graph holds. A model with
+    `conversion.dynamic_input` also has `<name>-dynamic` ONNX and IR files whose image input has
+    open height and width (None otherwise)."""
 
     name: str
     onnx_path: Path
     ir_paths: dict[str, Path]  # precision -> .xml
     report: GraphReport
+    dynamic_onnx_path: Path | None = None
+    dynamic_ir_paths: dict[str, Path] | None = None
+
+
+DYNAMIC_SUFFIX = "-dynamic"  # <name>-dynamic.onnx, <precision>/<name>-dynamic.xml: input height and width open
+
+
+def dynamic_name(name: str) -> str:
+    """The file stem of a model's dynamic-size ONNX and IR files."""
+    return name + DYNAMIC_SUFFIX
 
 
 def _no_step() -> None:
@@ -40,10 +53,21 @@ def _no_step() -> None:
 BUILD_STEPS = 2  # reading the checkpoint, building the ONNX graph
 
 
-def conversion_steps(precisions: list[str]) -> int:
-    """Progress steps of one model's conversion: build, ONNX file, OpenVINO graph, one IR per
-    precision, moving the outputs in place."""
-    return BUILD_STEPS + 3 + len(precisions)
+def _is_dynamic(model: Model) -> bool:
+    return model.conversion is not None and model.conversion.dynamic_input
+
+
+def build_steps(model: Model) -> int:
+    """Progress steps of a dry run: reading the checkpoint, building each ONNX graph."""
+    return BUILD_STEPS + _is_dynamic(model)
+
+
+def conversion_steps(precisions: list[str], dynamic: bool = False) -> int:
+    """Progress steps of one model's conversion: reading the checkpoint; per graph (two with
+    dynamic_input) building it, writing the ONNX file, OpenVINO reading it, one IR per precision;
+    moving the outputs in place."""
+    per_graph = 3 + len(precisions)
+    return 1 + per_graph * (2 if dynamic else 1) + 1
 
 
 def source_paths(model: Model, download_dir: Path) -> tuple[Path, Path]:
@@ -71,11 +95,16 @@ def check_model(model: Model, download_dir: Path, precisions: list[str] | None =
     return symbol, params
 
 
+def _variant_paths(target: Path, stem: str, precisions: list[str]) -> list[Path]:
+    return [target / f"{stem}.onnx"] + [target / p / f"{stem}{ext}" for p in precisions for ext in (".xml", ".bin")]
+
+
 def output_paths(model: Model, output_dir: Path, precisions: list[str]) -> list[Path]:
-    """The files a conversion writes: the .onnx, then each precision's .xml and .bin."""
+    """The files a conversion writes: the .onnx, then each precision's .xml and .bin; the same for
+    `<name>-dynamic` after them when the model has conversion.dynamic_input."""
     target = Path(output_dir) / model.subdirectory
-    return [target / f"{model.name}.onnx"] + [target / p / f"{model.name}{ext}" for p in precisions
-                                               for ext in (".xml", ".bin")]
+    stems = [model.name] + ([dynamic_name(model.name)] if _is_dynamic(model) else [])
+    return [p for stem in stems for p in _variant_paths(target, stem, precisions)]
 
 
 def check_outputs(model: Model, output_dir: Path, precisions: list[str], inputs: list[Path]) -> None:
@@ -93,14 +122,23 @@ def check_outputs(model: Model, output_dir: Path, precisions: list[str], inputs:
             check_output_file(path, "output file", inputs, ConvertError)
 
 
+def read_checkpoint(model: Model, download_dir: Path) -> tuple[Symbol, dict[str, np.ndarray]]:
+    """The downloaded model's symbol and parameters."""
+    symbol_path, params_path = check_model(model, download_dir)
+    return read_symbol(symbol_path), read_ndarray_file(params_path)
+
+
 def build_onnx(model: Model, download_dir: Path, step: Callable[[], None] = _no_step
                ) -> tuple[onnx.ModelProto, GraphReport]:
-    """The ONNX graph of a downloaded model, in memory."""
-    symbol_path, params_path = check_model(model, download_dir)
-    symbol, params = read_symbol(symbol_path), read_ndarray_file(params_path)
+    """The ONNX graph of a downloaded model, in memory. For a model with dynamic_input the graph
+    with open height and width is built too, checked and dropped (what a dry run wants)."""
+    symbol, params = read_checkpoint(model, download_dir)
     step()
     graph, report = mxnet_to_onnx(symbol, params, model.conversion, model.name)
     step()
+    if _is_dynamic(model):
+        mxnet_to_onnx(symbol, params, model.conversion, model.name, dynamic=True)
+        step()
     return graph, report
 
 
@@ -135,18 +173,30 @@ def convert_model(model: Model, download_dir: Path, output_dir: Path, precisions
     all together; on an error or a signal nothing reaches a final path. `step` is called once per
     finished step (`conversion_steps`)."""
     check_model(model, download_dir, precisions)
-    graph, report = build_onnx(model, download_dir, step)
+    symbol, params = read_checkpoint(model, download_dir)
+    step()
     final = output_paths(model, output_dir, precisions)
+    per_graph = 1 + 2 * len(precisions)  # .onnx, then .xml and .bin per precision
+    variants = [False, True][:len(final) // per_graph]  # the fixed-size graph, then the dynamic one
+    reports = []
     with Staging(Path(output_dir), "convert") as staging:
         staged = [staging.dir / path.relative_to(Path(output_dir) / model.subdirectory) for path in final]
-        save_onnx(graph, staged[0])
-        del graph
-        step()
-        xmls = {p: staged[1 + 2 * k] for k, p in enumerate(precisions)}
-        for xml in xmls.values():
-            xml.parent.mkdir()
-        _write_irs(model, staged[0], xmls, step)
+        for v, dynamic in enumerate(variants):
+            graph, report = mxnet_to_onnx(symbol, params, model.conversion, model.name, dynamic=dynamic)
+            reports.append(report)
+            step()
+            files = staged[v * per_graph:(v + 1) * per_graph]
+            save_onnx(graph, files[0])
+            del graph
+            step()
+            xmls = {p: files[1 + 2 * k] for k, p in enumerate(precisions)}
+            for xml in xmls.values():
+                xml.parent.mkdir(exist_ok=True)
+            _write_irs(model, files[0], xmls, step)
+        del params
         staging.commit(list(zip(staged, final)))
         step()
-    ir_paths = {p: final[1 + 2 * k] for k, p in enumerate(precisions)}
-    return ConvertedModel(model.name, final[0], ir_paths, report)
+    irs = [{p: final[v * per_graph + 1 + 2 * k] for k, p in enumerate(precisions)} for v in range(len(variants))]
+    if len(variants) == 1:
+        return ConvertedModel(model.name, final[0], irs[0], reports[0])
+    return ConvertedModel(model.name, final[0], irs[0], reports[0], final[per_graph], irs[1])

@@ -198,6 +198,9 @@ def pooling(b, node, ins, a):
 
 def fully_connected(b, node, ins, a):
     x = b.shape(ins[0])
+    if b.dynamic:
+        raise _fail(node, "a fully connected layer needs a fixed input size; dynamic_input is for fully "
+                          "convolutional graphs")
     hidden = a.require("num_hidden")
     flatten = a.get("flatten", True)
     if flatten:
@@ -270,6 +273,15 @@ def mxnet_reshape(src: tuple[int, ...], spec: tuple[int, ...], node: Node) -> tu
     return tuple(out)
 
 
+def _open_reshape(node: Node, spec: tuple[int, ...], reverse: bool) -> tuple[int, ...]:
+    """shape= for an input of open size: MXNet's positive sizes, 0 (copy) and one -1 (infer) mean
+    what ONNX's do, each standing for one input dimension; -2, -3, -4 and reverse have no ONNX form."""
+    if reverse or any(s < -1 for s in spec) or list(spec).count(-1) > 1:
+        raise _fail(node, f"shape={spec}{' with reverse=True' if reverse else ''} cannot follow an open input "
+                          f"size (dynamic_input allows positive sizes, 0 and one -1)")
+    return spec
+
+
 def reshape(b, node, ins, a):
     x = b.shape(ins[0])
     spec = a.ints("shape") or a.ints("target_shape")
@@ -279,7 +291,8 @@ def reshape(b, node, ins, a):
         out = tuple(reversed(mxnet_reshape(tuple(reversed(x)), tuple(reversed(spec)), node)))
     else:
         out = mxnet_reshape(x, spec, node)
-    return [b.add("Reshape", [ins[0], b.const(f"{node.name}_shape", np.array(out, np.int64))], out,
+    target = _open_reshape(node, spec, a.get("reverse", False)) if b.dynamic else out
+    return [b.add("Reshape", [ins[0], b.const(f"{node.name}_shape", np.array(target, np.int64))], out,
                   output=node.name)]
 
 
@@ -290,7 +303,8 @@ def softmax_activation(b, node, ins, a):
         return [b.add("Softmax", ins[:1], x, output=node.name, axis=1)]
     flat = b.add("Flatten", ins[:1], (x[0], math.prod(x[1:])), axis=1)
     soft = b.add("Softmax", [flat], b.shape(flat), axis=1)
-    return [b.add("Reshape", [soft, b.const(f"{node.name}_shape", np.array(x, np.int64))], x, output=node.name)]
+    back = b.add("Shape", ins[:1], (len(x),)) if b.dynamic else b.const(f"{node.name}_shape", np.array(x, np.int64))
+    return [b.add("Reshape", [soft, back], x, output=node.name)]
 
 
 def softmax(b, node, ins, a):
@@ -376,7 +390,13 @@ def crop(b, node, ins, a):
     if oy < 0 or ox < 0 or oy + h > x[2] or ox + w > x[3]:
         raise _fail(node, f"crop of {h}x{w} at ({oy}, {ox}) does not fit in {x[2]}x{x[3]}")
     starts = b.const(f"{node.name}_starts", np.array([oy, ox], np.int64))
-    ends = b.const(f"{node.name}_ends", np.array([oy + h, ox + w], np.int64))
+    if b.dynamic and len(ins) == 2:  # the size of the reference, read when the graph runs
+        if a.get("center_crop", False):
+            raise _fail(node, "center_crop with a reference of open size is not supported (dynamic_input)")
+        size = b.add("Shape", ins[1:2], (2,), start=2, end=4)
+        ends = b.add("Add", [size, starts], (2,))
+    else:
+        ends = b.const(f"{node.name}_ends", np.array([oy + h, ox + w], np.int64))
     axes = b.const(f"{node.name}_axes", np.array([2, 3], np.int64))
     return [b.add("Slice", [ins[0], starts, ends, axes], x[:2] + (h, w), output=node.name)]
 
@@ -417,6 +437,8 @@ def slice_axis(b, node, ins, a):
         raise _fail(node, f"begin={a.get('begin')}, end={a.get('end')} select nothing of dimension {x[axis]}")
     out = list(x)
     out[axis] = end - begin
+    if b.dynamic:  # as given: ONNX reads negative and missing bounds against the actual size, as MXNet does
+        begin, end = a.get("begin", 0), a.get("end", 2**63 - 1)
     consts = [b.const(f"{node.name}_{k}", np.array([v], np.int64)) for k, v in
               (("starts", begin), ("ends", end), ("axes", axis))]
     return [b.add("Slice", [ins[0]] + consts, tuple(out), output=node.name)]

@@ -168,16 +168,19 @@ def _preprocess(b: GraphBuilder, name: str, shape: tuple[int, ...], conversion: 
 
 
 def mxnet_to_onnx(symbol: Symbol, params: dict[str, np.ndarray], conversion: Conversion,
-                  graph_name: str = "model") -> tuple[onnx.ModelProto, GraphReport]:
+                  graph_name: str = "model", dynamic: bool = False) -> tuple[onnx.ModelProto, GraphReport]:
     """Translate the part of the graph the outputs need. The ONNX model takes the converted input
-    (BGR when reverse_input_channels is set, before mean/scale) under the original input name."""
+    (BGR when reverse_input_channels is set, before mean/scale) under the original input name.
+    `dynamic`: the inputs' height and width are open (shapes are checked at the declared size);
+    a graph that needs a fixed size (a fully connected layer, a reshape ONNX cannot express
+    without sizes) is refused."""
     check_conversion(conversion, graph_name)
     params = strip_prefixes(params)
     declared = {i.name: tuple(i.shape) for i in conversion.inputs}
     outputs = _output_nodes(symbol, conversion)
     needed = _reachable(symbol, [i for i, _ in outputs])
     attrs = check_graph(symbol, params, declared, needed)
-    b = GraphBuilder()
+    b = GraphBuilder(dynamic)
     b.reserve(n.name for n in symbol.nodes)
     for name, shape in declared.items():
         b.shapes[name] = shape

@@ -90,11 +90,15 @@ def load_verify_image(path: Path) -> np.ndarray:
     return image
 
 
-def fixed_inputs(model: Model, image: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
-    """A raw 0..255 input in the original model's colour order: an image resized to the input, or noise."""
+def fixed_inputs(model: Model, image: np.ndarray | None = None, seed: int = 0,
+                 size: tuple[int, int] | None = None) -> np.ndarray:
+    """A raw 0..255 input in the original model's colour order: an image resized to the input, or
+    noise; `size` (height, width) replaces the declared input size (for a dynamic-size IR)."""
     import cv2
 
     shape = model.conversion.inputs[0].shape
+    if size is not None:
+        shape = (*shape[:2], *size)
     if image is None:
         return np.random.default_rng(seed).uniform(0, 255, shape).astype(np.float32)
     h, w = shape[2], shape[3]

@@ -220,6 +220,7 @@ def _build(name: str, subdirectory: str, directory: Path, data: dict, path: Path
             scale_values=tuple(c["scale_values"]) if "scale_values" in c else None,
             outputs=tuple(c["outputs"]) if "outputs" in c else None,
             drop_outputs=tuple(c.get("drop_outputs", ())),
+            dynamic_input=c.get("dynamic_input", False),
         )
     return Model(
         name=name, subdirectory=subdirectory, directory=directory,

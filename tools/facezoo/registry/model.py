@@ -56,6 +56,8 @@ class Conversion:
     scale_values: tuple[float, ...] | None = None
     outputs: tuple[str, ...] | None = None
     drop_outputs: tuple[str, ...] = ()
+    # fully convolutional graphs: also write an IR whose image input has dynamic height and width
+    dynamic_input: bool = False
 
 
 @dataclass(frozen=True)
