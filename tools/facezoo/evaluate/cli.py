@@ -8,6 +8,8 @@ from pathlib import Path
 from facezoo.common.cli import ArgumentParser, guarded, run_command
 from facezoo.common.safeio import signals_deferred
 
+from .cluster_options import add_arguments as add_cluster_arguments, check_arguments as check_cluster_arguments
+
 
 def _positive_int(text: str) -> int:
     if not text.strip().isascii() or not text.strip().isdigit() or not 1 <= int(text) <= 10**9:
@@ -73,11 +75,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="refuse (or with --skip_broken, skip) an image whose header declares more pixels than "
                         "this, before decoding it (default 64,000,000)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar on stderr")
+    add_cluster_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    check_cluster_arguments(args, parser)
     return guarded("accuracy_check", lambda: _check(args))
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from facezoo.common.cli import on_interrupt
 from facezoo.common.safeio import read_text_limited, regular_input
 
+from .cluster_options import check_run as check_cluster_run, dask_runner, scaled_out
 from .config import (KIND_WORDS, METRIC_DATASETS, AccuracyConfig, DatasetSpec, LauncherSpec, default_definitions,
                      load_accuracy_config, load_definitions)
 from .dataset_root import FoundDataset, find_dataset
@@ -185,20 +186,30 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
         ("--stored_predictions", write_predictions, False), ("--report", args.report, True),
         ("--submission_dir", args.submission_dir, True)) if path is not None]
     check_outputs(outputs, inputs + dataset_files, dataset_folders)
+    check_cluster_run(args, bool(read_predictions), inputs + dataset_files, dataset_folders,
+                      [o.path for o in outputs])
     config_text = read_text_limited(args.config, 1 << 20, "accuracy config", EvaluateError)
     for name, path in (("model", model_file), ("model weights", model_file and model_file.with_suffix(".bin"))):
         if path is not None and path.exists():
             hashes[name] = sha256_of(path)
     if args.report:
         load_plotting()  # now, while this is the only thread (see load_plotting)
-    launcher = None
+    launcher = model = None
     if model_file is not None and not read_predictions:
-        launcher = open_launcher(ModelRef(model_file, chosen.framework, args.target_device))
+        model = ModelRef(model_file, chosen.framework, args.target_device)
+        launcher = open_launcher(model)
     aligner = None
     if args.aligner_model:
         aligner = ModelRef(Path(args.aligner_model), "openvino", args.target_device)
         open_launcher(aligner)  # compiled now: a model OpenVINO cannot load is refused before inference
     record = _run_record(args, config, definitions_path, found, spec, precision, model_file, launcher, hashes)
+    if launcher is not None and scaled_out(args):  # the launcher stays here for the model's input and outputs
+        launcher = dask_runner(args, launcher, model,
+                               {"model": config.model, "dataset": found.definition.name, "precision": precision,
+                                "model_sha256": hashes.get("model"), "weights_sha256": hashes.get("model weights"),
+                                "framework": chosen.framework,
+                                "device": args.target_device}, notify)
+        record["scale_out"] = launcher.summary
     counted = f"{found.images:,} images" + (f", {found.pairs:,} pairs" if found.pairs is not None else "")
     notify(f"dataset {found.definition.name}: {counted} in {found.root}")
     if found.definition.name != record["references"]:
