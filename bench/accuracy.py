@@ -1,17 +1,30 @@
-"""accuracy_check's overhead over bare inference, measured side by side in one run.
+"""accuracy_check against the least time this machine allows, measured side by side in one run.
 
-On ../shared/data/wider_val_dev (200 real images) with retinaface-mnet025-v1 (FP32 IR):
-1. bare OpenVINO: the same images decoded and resized beforehand (not timed), then only
-   inference, throughput hint, f32, as many requests as the device suggests;
-2. the `accuracy_check` command as a user runs it; its run (reading and resizing the images,
-   inference, RetinaFace decoding, NMS, both WIDER metrics) as it reports it in the JSON
-   result, and the whole command with the interpreter's start-up and imports;
-3. decoding + NMS + matching per image, from the raw outputs kept in step 1.
-Prints the ratio 2/1 (limit 1.15) and the per-image milliseconds of 3 (limit 5 ms), and the CPU
-seconds behind them: what bare inference keeps busy, what reading the images costs on its own,
-and so the lowest ratio any run that reads the images could reach on this machine.
+Detection, on ../shared/data/wider_val_dev (200 real images) with retinaface-mnet025-v1 (FP32 IR)
+and its default config:
+1. bare inference: the inputs prepared beforehand (not timed), then only inference, by
+   accuracy_check's own launcher (the same compiled model, requests and threads);
+2. the CPU seconds of each part of the work, measured one at a time: decoding (the job's load:
+   read, decode, resize, lay out), inference (step 1's whole-process CPU: OpenVINO's threads),
+   post-processing (the job's post: RetinaFace decoding, NMS, rescaling; then the metrics with
+   the official ground truth read from its .mat files);
+3. the floor: the larger of the bare inference wall and the total CPU seconds divided by the
+   cores inference uses (no run can do that work in less);
+4. the accuracy_check command: its run as it reports it (JSON timings.total_s: reading,
+   inference, post-processing, metrics; the interpreter's start-up and model compilation are not
+   in it, the whole command's wall is printed beside), without a cache, then with --cache_dir
+   on an empty folder and again on the filled one.
+Targets: run <= 1.05x the floor; with the filled cache, run <= 1.05x bare inference.
 
-Run: python bench/accuracy.py [--repeat 3]
+Recognition (--part batch), on ../shared/data/lfw/lfw_aligned_100pair (200 faces and their
+mirror images, 5 times over) with each MobileFace recogniser: images per second through
+accuracy_check's pipeline (decode, inference, post-processing) and of bare inference, for each
+--batch; target >= 2x batch 1.
+
+The machine's cores are shared with other jobs: steps are interleaved and repeated, the best of
+each is kept, and the load average is printed before and after.
+
+Run: python bench/accuracy.py [--repeat 3] [--part wider|batch|all]
 """
 from __future__ import annotations
 
@@ -28,110 +41,184 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDER = ROOT.parent / "shared" / "data" / "wider_val_dev"
+LFW = ROOT.parent / "shared" / "data" / "lfw" / "lfw_aligned_100pair"
 MIRROR = ROOT.parent / "shared" / "data" / "mirror"
 NAME = "retinaface-mnet025-v1"
+RECOGNISERS = ("mobileface-identification-v1", "mobileface-identification-v2", "mobileface-identification-v3")
+BATCHES = (1, 2, 4, 8, 16, 32)
 
 
-def _prepare(work: Path) -> Path:
-    for module, args in (("facezoo.download.cli", ["--name", NAME, "--mirror", MIRROR, "-o", work / "dl"]),
-                         ("facezoo.convert.cli", ["--name", NAME, "-d", work / "dl", "-o", work / "ir",
+def _prepare(work: Path, name: str = NAME) -> Path:
+    for module, args in (("facezoo.download.cli", ["--name", name, "--mirror", MIRROR, "-o", work / "dl"]),
+                         ("facezoo.convert.cli", ["--name", name, "-d", work / "dl", "-o", work / "ir",
                                                   "--precisions", "FP32"])):
         subprocess.run([sys.executable, "-m", module, *map(str, args)], check=True, capture_output=True)
-    return work / "ir" / "public" / NAME / "FP32" / f"{NAME}.xml"
+    return work / "ir" / "public" / name / "FP32" / f"{name}.xml"
 
 
 def _cpu() -> float:
     """CPU seconds this process has used so far, every thread (OpenVINO's included)."""
-    t = os.times()
-    return t.user + t.system
+    return time.process_time()
 
 
 def _bare(xml: Path, blobs: list[np.ndarray]) -> tuple[float, float, list[dict[str, np.ndarray]]]:
-    """Inference only, on ready blobs: the device's number of requests started round-robin.
-    Wall seconds, CPU seconds and the outputs."""
-    import openvino as ov
+    """Inference only, on ready inputs (made 8-bit beforehand, as accuracy_check's are), by
+    accuracy_check's launcher. Wall seconds, CPU seconds (the whole process: OpenVINO's threads)
+    and the outputs in order."""
+    from facezoo.evaluate.launchers.openvino import OpenVINOLauncher
 
-    compiled = ov.Core().compile_model(str(xml), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT",
-                                                         "INFERENCE_PRECISION_HINT": "f32"})
-    requests = [compiled.create_infer_request()
-                for _ in range(int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))]
-    names = [o.any_name for o in compiled.outputs]
+    return _bare_on(OpenVINOLauncher(xml), [b.astype(np.uint8, copy=False) for b in blobs])
+
+
+def _bare_on(launcher, blobs: list[np.ndarray]) -> tuple[float, float, list[dict[str, np.ndarray]]]:
     outputs: list = [None] * len(blobs)
+
+    def keep(i, out):
+        outputs[i] = out
+
     cpu = _cpu()
     began = time.perf_counter()
-    for i, blob in enumerate(blobs):
-        request = requests[i % len(requests)]
-        if i >= len(requests):
-            request.wait()
-            outputs[i - len(requests)] = {n: request.get_tensor(n).data.copy() for n in names}
-        request.start_async({0: blob}, share_inputs=True)  # zero-copy, as accuracy_check
-    for i in range(max(0, len(blobs) - len(requests)), len(blobs)):
-        request = requests[i % len(requests)]
-        request.wait()
-        outputs[i] = {n: request.get_tensor(n).data.copy() for n in names}
+    launcher.infer(enumerate(blobs), keep)
     return time.perf_counter() - began, _cpu() - cpu, outputs
+
+
+def _load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def _accuracy_check(config: Path, models: Path, source: Path, json_path: Path, *more) -> tuple[float, float]:
+    """(the run's wall as accuracy_check reports it, the whole command's wall)."""
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "facezoo.evaluate.cli", "-c", config, "-m", models, "-s", source,
+                    "--no_progress", "--json_result", json_path, *more], check=True, capture_output=True)
+    command = time.perf_counter() - began
+    return json.loads(json_path.read_text())["timings"]["total_s"], command
+
+
+def wider(repeat: int, tmp: Path) -> bool:
+    from facezoo.evaluate.adapters.retinaface import RetinaFaceSettings
+    from facezoo.evaluate.config import load_accuracy_config
+    from facezoo.evaluate.datasets.wider import load_official_mat, parse_bbx_gt
+    from facezoo.evaluate.images import MAX_PIXELS
+    from facezoo.evaluate.launchers.openvino import OpenVINOLauncher
+    from facezoo.evaluate.wider_task import DetectJob, detection_metrics
+
+    xml = _prepare(tmp)
+    config = ROOT / "models" / "public" / NAME / "accuracy-check.yml"
+    model = load_accuracy_config(config)
+    adapter = model.launchers[0].adapter.options
+    images = parse_bbx_gt((WIDER / "wider_face_split" / "wider_face_val_bbx_gt.txt").read_text())
+    launcher = OpenVINOLauncher(xml)
+    job = DetectJob(WIDER / "WIDER_val" / "images", launcher.input.shape, MAX_PIXELS, RetinaFaceSettings(**adapter))
+    cores = min(int(launcher.compiled.get_property("INFERENCE_NUM_THREADS")), len(os.sched_getaffinity(0)))
+    decode, post, bare_runs, plain, cold, warm = [], [], [], [], [], []
+    loaded = []
+    for _ in range(repeat):
+        cpu = time.thread_time()
+        loaded = [job.load(i.path) for i in images]
+        decode.append(time.thread_time() - cpu)
+    blobs = [b for b, _ in loaded]
+    for r in range(repeat):  # interleaved: the machine's load drifts
+        bare_runs.append(_bare_on(launcher, blobs))
+        plain.append(_accuracy_check(config, tmp / "ir", WIDER, tmp / "r.json"))
+        cache = tmp / f"cache{r}"
+        cold.append(_accuracy_check(config, tmp / "ir", WIDER, tmp / "cold.json", "--cache_dir", cache))
+        warm.append(_accuracy_check(config, tmp / "ir", WIDER, tmp / "warm.json", "--cache_dir", cache))
+        summary = json.loads((tmp / "warm.json").read_text())["run"]["input_cache"]
+        for name in ("r.json", "cold.json"):
+            assert json.loads((tmp / name).read_text())["metrics"] == json.loads((tmp / "warm.json").read_text())["metrics"]
+        if r:
+            for entry in cache.iterdir():
+                entry.unlink()
+            cache.rmdir()
+    bare, bare_cpu, outputs = min(bare_runs, key=lambda run: run[0])
+    del blobs
+    spec = model.datasets[0]
+    for _ in range(repeat):
+        cpu = time.thread_time()
+        detections = {i.path: job.post(i.path, info, raw) for i, (_, info), raw in zip(images, loaded, outputs)}
+        truth = load_official_mat(WIDER / "ground_truth", "val")
+        detection_metrics(spec.metrics, images, detections, truth)
+        post.append(time.thread_time() - cpu)
+    total_cpu = min(decode) + bare_cpu + min(post)
+    floor = max(bare, total_cpu / cores)
+    run, command = min(plain)
+    cold_run, _ = min(cold)
+    warm_run, warm_command = min(warm)
+    n = len(images)
+    print(f"{NAME} on wider_val_dev, {n} images, CPU f32, {launcher.description}, best of {repeat}")
+    print(f"  bare inference on prepared inputs               {bare:7.2f} s  ({n / bare:.1f} img/s)")
+    print(f"  CPU seconds: decoding {min(decode):.2f}, inference {bare_cpu:.2f}, post-processing + metrics "
+          f"{min(post):.2f}; total {total_cpu:.2f} over {cores} cores = {total_cpu / cores:.2f} s")
+    print(f"  floor = max(bare wall, CPU / cores)             {floor:7.2f} s")
+    print(f"  accuracy_check run                              {run:7.2f} s  = {run / floor:.3f}x floor "
+          f"(target 1.05)   {run / bare:.2f}x bare")
+    print(f"  accuracy_check --cache_dir, empty folder        {cold_run:7.2f} s  = {cold_run / floor:.3f}x floor")
+    print(f"  accuracy_check --cache_dir, filled              {warm_run:7.2f} s  = {warm_run / bare:.3f}x bare "
+          f"(target 1.05)")
+    print(f"  the cache: {summary['entries']} entries, {summary['bytes'] / 2**20:.1f} MiB "
+          f"({summary['bytes'] / summary['entries'] / 1024:.0f} KiB per image)")
+    print(f"  whole commands with interpreter start-up and compilation: {command:.2f} s, filled cache "
+          f"{warm_command:.2f} s")
+    return run <= 1.05 * floor and warm_run <= 1.05 * bare
+
+
+def batches(repeat: int, tmp: Path) -> bool:
+    from facezoo.evaluate.launchers.openvino import OpenVINOLauncher
+    from facezoo.evaluate.lfw_task import EmbedJob
+    from facezoo.evaluate.pipeline import run_inference
+
+    names = sorted(str(p.relative_to(LFW)) for p in LFW.rglob("*.jpg"))
+    keys = [(n, f) for n in names for f in (False, True)] * 5
+    met = True
+    print(f"LFW embedding, {len(keys)} inferences ({len(names)} faces and their mirror images, 5 times), "
+          f"best of {repeat}; images/s through accuracy_check's pipeline (bare inference)")
+    for name in RECOGNISERS:
+        xml = _prepare(tmp, name)
+        launchers = {b: OpenVINOLauncher(xml, batch=b) for b in BATCHES}
+        job = EmbedJob(LFW, launchers[1].input.shape, 64_000_000, None, None, None, launchers[1].outputs[0])
+        blobs = [job.load(k)[0] for k in keys]
+        pipeline = {b: 0.0 for b in BATCHES}
+        bare = {b: 0.0 for b in BATCHES}
+        embeddings = {}
+        for _ in range(repeat):
+            for b, launcher in launchers.items():
+                began = time.perf_counter()
+                embeddings[b], _ = run_inference(launcher, job, keys, False)
+                pipeline[b] = max(pipeline[b], len(keys) / (time.perf_counter() - began))
+                wall, _, _ = _bare_on(launcher, blobs)
+                bare[b] = max(bare[b], len(keys) / wall)
+        differ = max(float(np.abs(embeddings[b][k] - embeddings[1][k]).max()) for b in BATCHES for k in keys)
+        best = max(BATCHES, key=lambda b: pipeline[b])
+        met &= pipeline[best] >= 2 * pipeline[1]
+        cells = "  ".join(f"{b}: {pipeline[b]:.0f} ({bare[b]:.0f})" for b in BATCHES)
+        print(f"  {name:30} {cells}")
+        print(f"  {'':30} best batch {best}: {pipeline[best] / pipeline[1]:.2f}x batch 1 (target 2), bare "
+              f"{bare[best] / bare[1]:.2f}x; largest embedding difference from batch 1 {differ:.1e}")
+    return met
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each step; the best is kept")
+    parser.add_argument("--part", choices=["wider", "batch", "all"], default="all",
+                        help="detection overhead and cache (wider), recognition batch sizes (batch), or both")
     args = parser.parse_args()
     from machine import machine_line
 
     print(machine_line(), flush=True)
-    if not WIDER.is_dir() or not MIRROR.is_dir():
-        print(f"needs {WIDER} and {MIRROR} (../shared beside the project)")
+    if not WIDER.is_dir() or not MIRROR.is_dir() or not LFW.is_dir():
+        print(f"needs {WIDER}, {LFW} and {MIRROR} (../shared beside the project)")
         return 2
-    from facezoo.evaluate.adapters.retinaface import decode, rescale
-    from facezoo.evaluate.boxes import xywh_to_corners
-    from facezoo.evaluate.datasets.wider import parse_bbx_gt
-    from facezoo.evaluate.images import read_image, to_blob
-    from facezoo.evaluate.metrics.detection import match_image
-
+    print(f"load average before: {_load()}", flush=True)
+    met = True
     with tempfile.TemporaryDirectory() as tmp:
-        xml = _prepare(Path(tmp))
-        images = parse_bbx_gt((WIDER / "wider_face_split" / "wider_face_val_bbx_gt.txt").read_text())
-        reading = []
-        for _ in range(args.repeat):
-            cpu = _cpu()
-            decoded = [read_image(WIDER / "WIDER_val" / "images" / i.path) for i in images]
-            blobs = [to_blob(d, (1, 3, 640, 640)) for d in decoded]
-            reading.append(_cpu() - cpu)
-        config = ROOT / "models" / "public" / NAME / "accuracy-check.yml"
-        bare_runs, full, command = [], [], []
-        for _ in range(args.repeat):  # interleaved: the machine's load drifts
-            bare_runs.append(_bare(xml, blobs))
-            began = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "facezoo.evaluate.cli", "-c", config, "-m", Path(tmp) / "ir",
-                            "-s", WIDER, "--no_progress", "--json_result", Path(tmp) / "r.json"],
-                           check=True, capture_output=True)
-            command.append(time.perf_counter() - began)
-            full.append(json.loads((Path(tmp) / "r.json").read_text())["timings"]["total_s"])
-        bare, bare_cpu, outputs = min(bare_runs, key=lambda r: r[0])
-        del blobs, bare_runs
-        post = []
-        for _ in range(args.repeat):
-            began = time.perf_counter()
-            for image, raw, original in zip(images, outputs, decoded):
-                det = rescale(decode(raw, (640, 640)), original.shape[1] / 640, original.shape[0] / 640)
-                match_image(det.boxes, det.scores, xywh_to_corners(image.faces),
-                            (image.faces[:, 3] < 64) | image.invalid)
-            post.append((time.perf_counter() - began) / len(images) * 1000)
-    ratio = min(full) / bare
-    cores = len(os.sched_getaffinity(0))
-    # the least wall time of any run that must also read the images, all cores busy throughout
-    floor = max(bare, (bare_cpu + min(reading)) / cores) / bare
-    print(f"{NAME} on wider_val_dev, {len(images)} images, CPU f32, best of {args.repeat}")
-    print(f"  bare OpenVINO inference on pre-decoded images   {bare:7.2f} s  ({len(images) / bare:.1f} img/s)")
-    print(f"  accuracy_check run (read, infer, decode, metrics) {min(full):7.2f} s")
-    print(f"  ratio run / bare                                 {ratio:7.2f}   (limit 1.15)")
-    print(f"  the whole command, with interpreter start-up     {min(command):7.2f} s  "
-          f"(ratio {min(command) / bare:.2f})")
-    print(f"  decode + NMS + matching per image                {min(post):7.2f} ms (limit 5 ms)")
-    print(f"  CPU seconds: bare inference {bare_cpu:.2f} ({bare_cpu / bare:.2f} of {cores} cores busy), "
-          f"reading + resizing the images {min(reading):.2f};")
-    print(f"  so no run that reads the images can go below {floor:.2f}x bare inference on this machine")
-    return 0 if ratio <= 1.15 and min(post) < 5 else 1
+        if args.part in ("wider", "all"):
+            met &= wider(args.repeat, Path(tmp))
+        if args.part in ("batch", "all"):
+            met &= batches(args.repeat, Path(tmp))
+    print(f"load average after: {_load()}")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

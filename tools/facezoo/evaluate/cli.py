@@ -38,6 +38,16 @@ def _pixel_limit(text: str) -> int:
     return int(text)
 
 
+MAX_BATCH = 1024
+
+
+def _batch(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"expected a whole number of images per request from 1 to {MAX_BATCH}, "
+                                         f"found {text!r}")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="accuracy_check", description=__doc__)
     p.add_argument("-c", "--config", required=True, type=Path,
@@ -75,6 +85,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="refuse (or with --skip_broken, skip) an image whose header declares more pixels than "
                         "this, before decoding it (default 64,000,000)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--batch", type=_batch,
+                   help="images per inference request, 1 to 1024: OpenVINO reshapes the IR to it (a graph that "
+                        "fixes one image, like RetinaFace's, is refused); default 8 on face recognition datasets "
+                        "(the fastest measured, bench/accuracy.py), 1 on detection")
+    p.add_argument("--cache_dir", type=Path,
+                   help="keep each image's decoded, resized network input in this folder (made if missing) and "
+                        "read it back memory-mapped on later runs, so another model or precision on the same "
+                        "images decodes nothing; entries are keyed by the image bytes' sha256 and the "
+                        "preprocessing, checked when read, shared safely by concurrent runs; its size is printed")
     add_cluster_arguments(p)
     return p
 
@@ -96,6 +115,14 @@ def _check(args: argparse.Namespace) -> int:
           f"{result.launcher}, {info.get('wall_s', result.timings.get('total_s', 0)):.1f} s)")
     if info.get("model_file"):
         print(f"  model file: {info['model_file']}")
+    cache = info.get("input_cache")
+    if cache:
+        damaged = f", {cache['damaged']} damaged entries replaced" if cache["damaged"] else ""
+        print(f"  input cache {cache['folder']}: {cache['read']} inputs read, {cache['written']} written{damaged}; "
+              f"{cache['entries']} entries, {cache['bytes'] / 2**20:.1f} MiB")
+        if cache["not_written"]:
+            print(f"warning: input cache: {cache['not_written']} entries not written ({cache['write_error']})",
+                  file=sys.stderr)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if result.broken:

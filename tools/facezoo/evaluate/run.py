@@ -15,6 +15,7 @@ from facezoo.common.cli import on_interrupt
 from facezoo.common.safeio import read_text_limited, regular_input
 
 from .cluster_options import check_run as check_cluster_run, dask_runner, scaled_out
+from .cache import InputCache, check_cache_dir
 from .config import (KIND_WORDS, METRIC_DATASETS, AccuracyConfig, DatasetSpec, LauncherSpec, default_definitions,
                      load_accuracy_config, load_definitions)
 from .dataset_root import FoundDataset, find_dataset
@@ -22,6 +23,8 @@ from .errors import EvaluateError
 from .dataset_files import sha256_of
 from .evaluator import evaluate
 from .jobs import ModelRef, open_launcher
+from .launchers.openvino import RECOGNITION_BATCH
+from .pipeline import LocalExecutor
 from .results import Evaluation, RunOptions
 from .outputs import Output, Staging, check_outputs
 from .provenance import cpu, versions
@@ -188,6 +191,14 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
     check_outputs(outputs, inputs + dataset_files, dataset_folders)
     check_cluster_run(args, bool(read_predictions), inputs + dataset_files, dataset_folders,
                       [o.path for o in outputs])
+    batch = _batch(args, chosen.framework, found.definition.type)
+    cache = None
+    if args.cache_dir is not None and not read_predictions:
+        if scaled_out(args):
+            raise EvaluateError("--cache_dir: the input cache serves runs on this machine; a cluster's workers "
+                                "decode their own shards (drop --cache_dir or the cluster options)")
+        cache = InputCache(check_cache_dir(args.cache_dir, [*inputs, *dataset_files, *dataset_folders,
+                                                            *(o.path for o in outputs)]))
     config_text = read_text_limited(args.config, 1 << 20, "accuracy config", EvaluateError)
     for name, path in (("model", model_file), ("model weights", model_file and model_file.with_suffix(".bin"))):
         if path is not None and path.exists():
@@ -196,7 +207,7 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
         load_plotting()  # now, while this is the only thread (see load_plotting)
     launcher = model = None
     if model_file is not None and not read_predictions:
-        model = ModelRef(model_file, chosen.framework, args.target_device)
+        model = ModelRef(model_file, chosen.framework, args.target_device, batch=batch)
         launcher = open_launcher(model)
     aligner = None
     if args.aligner_model:
@@ -210,6 +221,9 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
                                 "framework": chosen.framework,
                                 "device": args.target_device}, notify)
         record["scale_out"] = launcher.summary
+    elif launcher is not None and cache is not None:
+        launcher = LocalExecutor(launcher, cache)
+    record["batch"] = batch
     counted = f"{found.images:,} images" + (f", {found.pairs:,} pairs" if found.pairs is not None else "")
     notify(f"dataset {found.definition.name}: {counted} in {found.root}")
     if found.definition.name != record["references"]:
@@ -218,6 +232,17 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
         record["references"] = None
     return _evaluate_and_write(args, Prepared(config, spec, found, chosen.adapter.options, launcher, aligner, hashes,
                                               record, read_predictions, write_predictions, config_text, began))
+
+
+def _batch(args: argparse.Namespace, framework: str, kind: str) -> int:
+    """Images per inference request: --batch, or by default the measured best for recognition
+    (many small faces) and 1 for detection."""
+    if args.batch is not None and args.batch > 1 and framework != "openvino":
+        raise EvaluateError(f"--batch {args.batch}: the {framework} launcher runs one image per request; "
+                            f"--batch applies to openvino")
+    if args.batch is not None:
+        return args.batch
+    return RECOGNITION_BATCH if kind == "lfw" and framework == "openvino" else 1
 
 
 @dataclass(frozen=True)
@@ -258,6 +283,9 @@ def _evaluate_and_write(args: argparse.Namespace, p: Prepared) -> Evaluation:
             bar.close()
             forget()
         p.record["images_evaluated"] = result.images
+        cache = getattr(p.launcher, "cache", None)
+        if cache is not None:
+            p.record["input_cache"] = cache.summary()
         p.record["wall_s"] = round(time.perf_counter() - p.began, 3)
         result.run = p.record
         if args.json_result:
