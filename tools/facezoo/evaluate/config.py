@@ -13,9 +13,11 @@ from facezoo.registry.loader import validate_document
 from facezoo.registry.yamlsource import load_yaml_limited
 
 from .errors import EvaluateError
+from .scaling import ScaleRule, parse_preprocessing
 
 HERE = Path(__file__).resolve().parent
-ADAPTER_OPTIONS = {"retinaface": {"score_threshold", "nms_threshold", "nms_per_stride", "nms_plus_one", "clip"},
+ADAPTER_OPTIONS = {"retinaface": {"score_threshold", "nms_threshold", "nms_per_stride", "nms_plus_one", "clip",
+                                  "box_voting"},
                    "embedding": {"outputs", "flip"}}
 METRIC_DATASETS = {"omz_ap64": "wider", "wider_official": "wider", "lfw_accuracy": "lfw", "tar_at_far": "lfw"}
 ADAPTER_DATASETS = {"retinaface": "wider", "embedding": "lfw"}  # the kind of dataset each adapter's output fits
@@ -57,13 +59,21 @@ class LauncherSpec:
     adapter: AdapterSpec
 
 
+DEFAULT_PROTOCOL = "default"  # a dataset entry without `protocol:`
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset entry of the model's config: which definition, preprocessing, metrics."""
+    """A dataset entry of the model's config: which definition, preprocessing, metrics. Entries
+    of one dataset differ by `protocol` (accuracy_check --protocol): each its own preprocessing,
+    adapter options over the launcher's, and references."""
 
     name: str
     resize: int | None
     metrics: tuple[MetricSpec, ...]
+    protocol: str = DEFAULT_PROTOCOL
+    adapter: dict[str, Any] = field(default_factory=dict)
+    scale_rule: ScaleRule | None = None  # each image at its own size (scaling.py); needs a dynamic-size model
 
 
 @dataclass(frozen=True)
@@ -124,7 +134,10 @@ def load_accuracy_config(path: Path) -> AccuracyConfig:
         for l in entry["launchers"])
     datasets = []
     for d, ds in enumerate(entry["datasets"]):
-        resize = next((p.get("size") for p in ds.get("preprocessing", []) if p["type"] == "resize"), None)
+        line = lines.get(("models", 0, "datasets", d), 1)
+        resize, rule = parse_preprocessing(ds.get("preprocessing", []),
+                                           f"{path}:{line}: models[0].datasets[{d}].preprocessing")
+        _check_protocol(ds, d, datasets, [l.adapter for l in launchers], f"{path}:{line}")
         metrics = []
         for m, spec in enumerate(ds["metrics"]):
             at = f"models[0].datasets[{d}].metrics[{m}]"
@@ -152,8 +165,33 @@ def load_accuracy_config(path: Path) -> AccuracyConfig:
                                     f"{KIND_WORDS[kinds.pop()]}; launchers[{i}]'s {launcher.adapter.type} adapter "
                                     f"does not fit it (expected "
                                     f"{KIND_WORDS[ADAPTER_DATASETS[launcher.adapter.type]].split(' ', 1)[1]})")
-        datasets.append(DatasetSpec(ds["name"], resize, tuple(metrics)))
+        datasets.append(DatasetSpec(ds["name"], resize, tuple(metrics), ds.get("protocol", DEFAULT_PROTOCOL),
+                                    dict(ds.get("adapter", {})), rule))
     return AccuracyConfig(Path(path), entry["name"], launchers, tuple(datasets))
+
+
+def _check_protocol(ds: dict, d: int, earlier: list[DatasetSpec], adapters: list[AdapterSpec], where: str) -> None:
+    """A dataset entry's protocol name is new for its dataset, and the dataset's first entry is the
+    default protocol (what --dataset alone and omz_quantizer take); its adapter options exist in
+    every launcher's adapter and agree with each other."""
+    protocol = ds.get("protocol", DEFAULT_PROTOCOL)
+    same = [e.protocol for e in earlier if e.name == ds["name"]]
+    if protocol in same:
+        raise EvaluateError(f"{where}: models[0].datasets[{d}].protocol: {protocol!r} is already a protocol of "
+                            f"{ds['name']}")
+    if not same and protocol != DEFAULT_PROTOCOL:
+        raise EvaluateError(f"{where}: models[0].datasets[{d}].protocol: the first entry of {ds['name']} is its "
+                            f"default protocol (no protocol key); put {protocol!r} after it")
+    options = ds.get("adapter", {})
+    for adapter in adapters:
+        wrong = sorted(set(options) - ADAPTER_OPTIONS[adapter.type])
+        if wrong:
+            raise EvaluateError(f"{where}: models[0].datasets[{d}].adapter.{wrong[0]}: not an option of the "
+                                f"{adapter.type} adapter (it has: {', '.join(sorted(ADAPTER_OPTIONS[adapter.type]))})")
+        merged = {**adapter.options, **options}
+        if merged.get("box_voting") and merged.get("nms_per_stride"):
+            raise EvaluateError(f"{where}: models[0].datasets[{d}]: box_voting merges all strides' candidates; "
+                                f"it cannot follow nms_per_stride")
 
 
 def default_definitions() -> Path:

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import EvaluateError
 from .nms import nms
+from .voting import box_vote
 
 # insightface's anchor settings for RetinaFace: base size 16, ratio 1, two scales per stride
 ANCHOR_SCALES = {32: (32.0, 16.0), 16: (8.0, 4.0), 8: (2.0, 1.0)}
@@ -34,13 +35,15 @@ class RetinaFaceSettings:
     Defaults are insightface's own test settings (score >= 0.02, one NMS over all strides at
     IoU 0.4 with the +1 pixel convention, boxes clipped to the input). `nms_per_stride=True,
     score_threshold=0, nms_threshold=0.5, nms_plus_one=False, clip=False` is Open Model Zoo's
-    retinaface adapter."""
+    retinaface adapter. `box_voting=True` replaces the final NMS by insightface's box voting
+    (adapters/voting.py, at nms_threshold), as its multi-scale test does."""
 
     score_threshold: float = 0.02
     nms_threshold: float = 0.4
     nms_per_stride: bool = False
     nms_plus_one: bool = True
     clip: bool = True
+    box_voting: bool = False
     strides: tuple[int, ...] = (32, 16, 8)
 
 
@@ -94,9 +97,12 @@ def decode_stride(cls_prob: np.ndarray, bbox: np.ndarray, landmark: np.ndarray, 
     return scores, boxes, marks
 
 
-def decode(outputs: dict[str, np.ndarray], input_size: tuple[int, int],
-           settings: RetinaFaceSettings = RetinaFaceSettings()) -> Detections:
-    """All strides decoded, thresholded and suppressed; coordinates in input pixels (w, h)."""
+def candidates(outputs: dict[str, np.ndarray], input_size: tuple[int, int],
+               settings: RetinaFaceSettings = RetinaFaceSettings()) -> Detections:
+    """Every anchor of every stride scoring at least the threshold, decoded (and clipped to the
+    input when settings.clip), before the final suppression (`merge`); with nms_per_stride each
+    stride's NMS is applied already. Coordinates in input pixels (w, h); any input size (the
+    anchors follow each output's feature-map size)."""
     parts = []
     for stride in settings.strides:
         names = [f"face_rpn_{kind}_stride{stride}" for kind in ("cls_prob_reshape", "bbox_pred", "landmark_pred")]
@@ -111,13 +117,45 @@ def decode(outputs: dict[str, np.ndarray], input_size: tuple[int, int],
             keep = nms(boxes, scores, settings.nms_threshold, plus_one=settings.nms_plus_one)
             scores, boxes, marks = scores[keep], boxes[keep], marks[keep]
         parts.append((scores, boxes, marks))
-    scores = np.concatenate([p[0] for p in parts])
-    boxes = np.concatenate([p[1] for p in parts])
-    marks = np.concatenate([p[2] for p in parts])
-    if not settings.nms_per_stride:
-        keep = nms(boxes, scores, settings.nms_threshold, plus_one=settings.nms_plus_one)
-        scores, boxes, marks = scores[keep], boxes[keep], marks[keep]
-    return Detections(boxes, scores, marks)
+    return Detections(np.concatenate([p[1] for p in parts]), np.concatenate([p[0] for p in parts]),
+                      np.concatenate([p[2] for p in parts]))
+
+
+def merge(found: Detections, settings: RetinaFaceSettings = RetinaFaceSettings()) -> Detections:
+    """The faces among candidates (of one input, or of several inputs of one image in the same
+    coordinates): NMS over all of them, or insightface's box voting; none with nms_per_stride,
+    whose suppression `candidates` applied."""
+    if settings.nms_per_stride:
+        return found
+    if settings.box_voting:
+        return Detections(*box_vote(found.boxes, found.scores, found.landmarks, settings.nms_threshold))
+    keep = nms(found.boxes, found.scores, settings.nms_threshold, plus_one=settings.nms_plus_one)
+    return Detections(found.boxes[keep], found.scores[keep], found.landmarks[keep])
+
+
+def decode(outputs: dict[str, np.ndarray], input_size: tuple[int, int],
+           settings: RetinaFaceSettings = RetinaFaceSettings()) -> Detections:
+    """All strides decoded, thresholded and suppressed; coordinates in input pixels (w, h)."""
+    return merge(candidates(outputs, input_size, settings), settings)
+
+
+LANDMARKS_MIRRORED = [1, 0, 2, 4, 3]  # eyes and mouth corners swap sides in a mirrored image
+
+
+def unmirror(found: Detections, width: int) -> Detections:
+    """Detections on a left-right mirrored input of `width` pixels, in the unmirrored input's
+    coordinates (insightface's x -> width - x - 1, landmarks swapped back to their sides)."""
+    boxes = found.boxes.copy()
+    boxes[:, [0, 2]] = width - found.boxes[:, [2, 0]] - 1
+    marks = found.landmarks[:, LANDMARKS_MIRRORED].copy()
+    marks[..., 0] = width - marks[..., 0] - 1
+    return Detections(boxes, found.scores, marks)
+
+
+def unscale(detections: Detections, scale: float) -> Detections:
+    """Coordinates divided by `scale` (insightface's arithmetic): from an input made by resizing
+    the image by `scale` back to the image."""
+    return Detections(detections.boxes / scale, detections.scores, detections.landmarks / scale)
 
 
 def rescale(detections: Detections, sx: float, sy: float) -> Detections:
