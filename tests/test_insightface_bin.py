@@ -351,3 +351,61 @@ def test_official_pairs_folds_are_kfold_folds():
     file's folds agree, so facezoo's protocol and insightface's share their accuracy folds."""
     pairs = parse_pairs(shared_path("data", "lfw", "pairs.txt").read_text())
     assert (pairs.fold == kfold(len(pairs))).all()
+
+
+# --- end to end: the .bin path gives the folder path's numbers on the same pairs ---
+
+CONFIG = """models:
+  - name: mobileface-identification-v1
+    launchers:
+      - {framework: openvino, adapter: {type: embedding, outputs: [l2normalization1]}}
+    datasets:
+      - name: faces
+        metrics:
+          - {type: lfw_accuracy}
+          - {type: tar_at_far, far: 0.05}
+          - {type: lfw_accuracy, protocol: insightface}
+          - {type: tar_at_far, protocol: insightface, far: 0.05}
+          - {type: lfw_accuracy, protocol: omz_subsets}
+"""
+
+
+def test_bin_path_gives_the_folder_paths_numbers(tmp_path):
+    from hostile.models import converted_root
+    from facezoo.evaluate.predictions import load_predictions
+
+    ir = converted_root("mobileface-identification-v1")
+    faces = shared_path("data", "lfw", "lfw_aligned_100pair")
+    (tmp_path / "config.yml").write_text(CONFIG)
+    folder_root, bin_root = tmp_path / "folder", tmp_path / "bin"
+    folder_root.mkdir(), bin_root.mkdir()
+    (folder_root / "faces").symlink_to(faces)
+    (folder_root / "defs.yml").write_text("datasets:\n  - {name: faces, type: lfw, images: faces, generate_pairs_folds: 10}\n")
+    (bin_root / "defs.yml").write_text("datasets:\n  - {name: faces, type: lfw, bin: lfw.bin}\n")
+    packed = subprocess.run([PACKER, "--images", faces, "--generate_pairs_folds", "10", "-o", bin_root / "lfw.bin"],
+                            capture_output=True, text=True)
+    assert packed.returncode == 0, packed.stderr
+    results = {}
+    for name, root in (("folder", folder_root), ("bin", bin_root)):
+        proc = subprocess.run([sys.executable, "-m", "facezoo.evaluate.cli", "--no_progress", "-c", tmp_path / "config.yml",
+                               "-m", ir, "-s", root, "-d", root / "defs.yml", "--json_result", root / "r.json",
+                               "--stored_predictions", root / "p.npz"], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        results[name] = {m["name"]: m for m in __import__("json").loads((root / "r.json").read_text())["metrics"]}
+    assert "dataset faces: 400 images, 200 pairs" in proc.stdout
+    for metric in ("lfw_accuracy", "tar_at_far", "lfw_accuracy_insightface", "tar_at_far_insightface"):
+        assert results["bin"][metric] == results["folder"][metric], metric
+    assert results["bin"]["lfw_accuracy_insightface"]["value"] > 0.7
+    assert results["bin"]["lfw_accuracy_insightface"]["protocol"] == "insightface"
+    # the embeddings themselves: image 2i / 2i + 1 of the .bin is pair i's first / second face, mirrors too
+    pairs = parse_pairs(make_pairs(faces, 10))
+    stored = {n: load_predictions([r / "p.npz"], {}, "embeddings") for n, r in (("folder", folder_root), ("bin", bin_root))}
+    assert len(stored["bin"]) == 800
+    for i, (a, b) in enumerate(zip(pairs.first, pairs.second)):
+        for suffix in ("", "#flipped"):
+            assert (stored["bin"][f"{2 * i:05d}{suffix}"] == stored["folder"][a + suffix]).all()
+            assert (stored["bin"][f"{2 * i + 1:05d}{suffix}"] == stored["folder"][b + suffix]).all()
+    # Open Model Zoo's converters group differently (lfw: images in order of appearance, matched
+    # pairs first; face_recognition_bin: one annotation per pair): each value is its own
+    for name in results:
+        assert 0.5 < results[name]["lfw_accuracy_omz_subsets"]["value"] <= 1
