@@ -51,6 +51,9 @@ ENVS = {
     "mxnet": ["mxnet==1.9.1", "numpy==1.23.5", "onnx==1.14.1", "protobuf<4"],
     "mo2024": ["openvino-dev==2024.4.0", "mxnet==1.9.1", "numpy==1.23.5"],
     "omz2023": ["openvino-dev==2023.3.0", "numpy==1.23.5"],
+    # bench/official.py's peer, wondervictor/WiderFace-Evaluation: np.float needs numpy < 1.24, its
+    # Cython extension Cython 0.29 and setuptools, its evaluation.py imports IPython
+    "widerface": ["numpy==1.23.5", "scipy==1.10.1", "Cython<3", "setuptools", "tqdm", "ipython"],
 }
 
 

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from facezoo.evaluate.adapters.nms import BLOCK, nms, overlapping_pairs
+from facezoo.evaluate.metrics.detection import official_overlap
 
 
 def _iou_hit(a, b, threshold, one):
@@ -86,3 +87,81 @@ def test_nms_property(rows, threshold, plus_one):
     boxes[:, 2:] = boxes[:, :2] + np.abs(boxes[:, 2:])
     scores = np.array([r[4] for r in rows], dtype=np.float64)
     assert nms(boxes, scores, threshold, plus_one).tolist() == _greedy_loop(boxes, scores, threshold, plus_one)
+
+
+# --- the official WIDER metric: all images at once equals the per-image definition ---
+
+def _official_reference(predictions, faces, keep, threshold):
+    """The official evaluation image by image, as its code reads (one setting)."""
+    from facezoo.evaluate.metrics.detection import normalise_scores, voc_ap
+    thresholds = 1 - np.arange(1, 1001) / 1000
+    total = np.zeros((1000, 2))
+    for (boxes, raw), scores, gt, kept in zip(predictions, normalise_scores(predictions), faces, keep):
+        if len(gt) == 0 or len(raw) == 0:
+            continue
+        order = np.argsort(-raw, kind="stable")
+        overlap = official_overlap(gt, boxes[order])
+        recalled = np.zeros(len(gt))
+        proposal = np.ones(len(order), dtype=bool)
+        pred_recall = np.zeros(len(order))
+        for h in range(len(order)):
+            best = int(np.argmax(overlap[h]))
+            if overlap[h, best] >= threshold:
+                if best + 1 not in kept:
+                    proposal[h] = False
+                elif recalled[best] == 0:
+                    recalled[best] = 1
+            pred_recall[h] = recalled.sum()
+        s = scores[order]
+        for t, th in enumerate(thresholds):
+            last = np.flatnonzero(s >= th)
+            if len(last):
+                total[t] += [proposal[:last[-1] + 1].sum(), pred_recall[last[-1]]]
+    count = sum(len(k) for k in keep)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = total[:, 1] / total[:, 0]
+    recall = total[:, 1] / count
+    return precision, recall, voc_ap(recall, precision)
+
+
+def _official_case(rng, integer, images=12):
+    predictions, faces, keep = [], [], []
+    for n in range(images):
+        g = np.round(rng.uniform(0, 200, (int(rng.integers(0, 9)), 2)))
+        g = np.concatenate([g, np.round(rng.uniform(3, 60, g.shape))], axis=1)
+        faces.append(g.astype(np.int32) if integer else g)
+        keep.append(np.flatnonzero(rng.random(len(g)) < 0.6) + 1)
+        picks = g[rng.integers(0, max(len(g), 1), int(rng.integers(0, 8)))] if len(g) else np.zeros((0, 4))
+        near = picks + rng.normal(0, 2, picks.shape)
+        far = rng.uniform(0, 250, (int(rng.integers(0, 8)), 2))
+        far = np.concatenate([far, rng.uniform(-3, 70, far.shape)], axis=1)  # some of negative size
+        boxes = np.concatenate([near, far])
+        scores = np.round(rng.uniform(0, 1, len(boxes)), 1)  # ties, and files not in score order
+        predictions.append((boxes, scores))
+    return predictions, faces, keep
+
+
+@pytest.mark.parametrize("integer", [True, False])
+@pytest.mark.parametrize("threshold", [0.5, 0.3, 0.0])
+def test_official_metric_equals_the_per_image_definition(integer, threshold):
+    from facezoo.evaluate.metrics.detection import wider_official_curve
+    for seed in range(4):
+        predictions, faces, keep = _official_case(np.random.default_rng(seed), integer)
+        precision, recall, ap = _official_reference(predictions, faces, keep, threshold)
+        curve = wider_official_curve(predictions, faces, keep, threshold)
+        assert np.array_equal(curve.precision, precision, equal_nan=True)
+        assert np.array_equal(curve.recall, recall) and curve.ap == ap
+
+
+def test_official_metric_with_non_finite_predictions():
+    """A prediction with a NaN or infinite coordinate is tested against every face of its image,
+    NaN overlaps counting as the maximum, as the official code's max does."""
+    from facezoo.evaluate.metrics.detection import wider_official_curve
+    predictions, faces, keep = _official_case(np.random.default_rng(9), True)
+    for boxes, _ in predictions:
+        if len(boxes) > 2:
+            boxes[0, 2] = np.nan
+            boxes[1, 0] = -np.inf
+    precision, recall, ap = _official_reference(predictions, faces, keep, 0.5)
+    curve = wider_official_curve(predictions, faces, keep, 0.5)
+    assert np.array_equal(curve.precision, precision, equal_nan=True) and curve.ap == ap

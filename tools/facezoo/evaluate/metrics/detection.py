@@ -109,7 +109,45 @@ def _to_int32(x: np.ndarray) -> np.ndarray:
     a = np.abs(x)
     r = np.floor(a)
     r += (a - r) >= 0.5
-    return np.clip(np.copysign(r, x), INT32.min, INT32.max)
+    return np.minimum(np.maximum(np.copysign(r, x), INT32.min), INT32.max)
+
+
+def _face_corners(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Faces (x, y, w, h) as the official code's corners and, for integer faces, their int32 areas
+    (None for non-integer faces: plain +1-pixel IoU)."""
+    if not np.issubdtype(np.asarray(faces).dtype, np.integer):
+        return xywh_to_corners(faces), None
+    g = np.asarray(faces, dtype=np.float64).reshape(-1, 4)
+    g = np.concatenate([g[:, :2], _to_int32(g[:, :2] + g[:, 2:])], axis=1)
+    return g, _to_int32((g[:, 2] - g[:, 0] + 1) * (g[:, 3] - g[:, 1] + 1))
+
+
+def _overlap(g: np.ndarray, face_area: np.ndarray | None, p: np.ndarray) -> np.ndarray:
+    """The official overlap of faces g with predictions p, both (..., 4) corners broadcast against
+    each other (face_area: _face_corners's areas, broadcast like g[..., 0])."""
+    if face_area is None:  # the plain +1-pixel IoU, as iou_matrix computes it
+        w = np.minimum(p[..., 2], g[..., 2]) - np.maximum(p[..., 0], g[..., 0]) + 1
+        h = np.minimum(p[..., 3], g[..., 3]) - np.maximum(p[..., 1], g[..., 1]) + 1
+        inter = w * h
+        union = (p[..., 2] - p[..., 0] + 1) * (p[..., 3] - p[..., 1] + 1) + \
+            (g[..., 2] - g[..., 0] + 1) * (g[..., 3] - g[..., 1] + 1) - inter
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iou = inter / union
+        iou[(w <= 0) | (h <= 0) | ~np.isfinite(iou)] = 0.0
+        return iou
+    x1 = np.maximum(g[..., 0], _to_int32(p[..., 0]))
+    y1 = np.maximum(g[..., 1], _to_int32(p[..., 1]))
+    x2 = np.minimum(g[..., 2], _to_int32(p[..., 2]))
+    y2 = np.minimum(g[..., 3], _to_int32(p[..., 3]))
+    w, h = _to_int32(x2 - x1 + 1), _to_int32(y2 - y1 + 1)
+    inter = _to_int32(w * h)
+    box_area = (p[..., 2] - p[..., 0] + 1) * (p[..., 3] - p[..., 1] + 1)
+    union = _to_int32(_to_int32(face_area + box_area) - inter)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overlap = np.where(union != 0, _to_int32(inter / np.where(union != 0, union, 1)),
+                           np.where(inter > 0, INT32.max, np.where(inter < 0, INT32.min, 0)))
+    overlap[(w <= 0) | (h <= 0)] = 0
+    return overlap
 
 
 def official_overlap(faces: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -119,25 +157,8 @@ def official_overlap(faces: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     and so is the quotient, so the overlap is an integer (0 or 1 in practice). A prediction is then
     matched to the first face with IoU >= 0.5, not to the best one. With non-integer faces this is
     the plain +1-pixel IoU."""
-    if not np.issubdtype(np.asarray(faces).dtype, np.integer):
-        return iou_matrix(xywh_to_corners(boxes), xywh_to_corners(faces), plus_one=True)
-    g = np.asarray(faces, dtype=np.float64).reshape(-1, 4)
-    g = np.concatenate([g[:, :2], _to_int32(g[:, :2] + g[:, 2:])], axis=1)
-    p = xywh_to_corners(boxes)
-    x1 = np.maximum(g[None, :, 0], _to_int32(p[:, None, 0]))
-    y1 = np.maximum(g[None, :, 1], _to_int32(p[:, None, 1]))
-    x2 = np.minimum(g[None, :, 2], _to_int32(p[:, None, 2]))
-    y2 = np.minimum(g[None, :, 3], _to_int32(p[:, None, 3]))
-    w, h = _to_int32(x2 - x1 + 1), _to_int32(y2 - y1 + 1)
-    inter = _to_int32(w * h)
-    face_area = _to_int32((g[:, 2] - g[:, 0] + 1) * (g[:, 3] - g[:, 1] + 1))
-    box_area = (p[:, 2] - p[:, 0] + 1) * (p[:, 3] - p[:, 1] + 1)
-    union = _to_int32(_to_int32(face_area[None, :] + box_area[:, None]) - inter)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        overlap = np.where(union != 0, _to_int32(inter / np.where(union != 0, union, 1)),
-                           np.where(inter > 0, INT32.max, np.where(inter < 0, INT32.min, 0)))
-    overlap[(w <= 0) | (h <= 0)] = 0
-    return overlap
+    g, face_area = _face_corners(faces)
+    return _overlap(g[None], None if face_area is None else face_area[None], xywh_to_corners(boxes)[:, None])
 
 
 def normalise_scores(predictions: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
@@ -150,30 +171,54 @@ def normalise_scores(predictions: list[tuple[np.ndarray, np.ndarray]]) -> list[n
         return [(np.asarray(s, dtype=np.float64) - low) / (high - low) for _, s in predictions]
 
 
-def _image_geometry(boxes: np.ndarray, faces: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """For each prediction (in the official order): the face it is matched to (the first maximum
-    overlap, as MATLAB's max) and whether the overlap reaches the threshold."""
-    iou = official_overlap(faces, boxes)
-    best = iou.argmax(axis=1)
-    return best, iou[np.arange(len(best)), best] >= iou_threshold
+def _matches(boxes: np.ndarray, image: np.ndarray, g: np.ndarray, face_area: np.ndarray | None,
+             face_image: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each prediction (corner boxes, with its image), the face of its image it is matched to
+    (the first maximum overlap, as MATLAB's max; global face index) and whether that overlap
+    reaches the threshold.
+
+    Only faces whose +1-pixel extent meets the prediction's can overlap it (every other overlap is
+    0), so for a positive threshold each finite prediction is tested only against the faces of its
+    image that reach within 2 pixels of it: those whose x1 lies in [x1 - widest face - 2, x2 + 2]
+    (a sorted search over (image, x1) as complex numbers, which sort in that order), then whose
+    other sides come that close. Other predictions are tested against every face of their image,
+    NaN counting as the maximum, as for max."""
+    segments = np.arange(int(image.max(initial=-1)) + 1)
+    lo, hi = np.searchsorted(face_image, segments)[image], np.searchsorted(face_image, segments, side="right")[image]
+    sweep = np.isfinite(boxes).all(axis=1) & (iou_threshold > 0)
+    by_x = np.lexsort((g[:, 0], face_image))  # faces by (image, x1)
+    if sweep.any():
+        keys = face_image[by_x] + 1j * g[by_x, 0]
+        widest = np.zeros(len(segments))
+        np.maximum.at(widest, face_image, g[:, 2] - g[:, 0])
+        q, b = image[sweep], boxes[sweep]
+        lo[sweep] = np.searchsorted(keys, q + 1j * (b[:, 0] - widest[q] - 2), side="left")
+        hi[sweep] = np.searchsorted(keys, q + 1j * (b[:, 2] + 2), side="right")
+    counts = np.maximum(hi - lo, 0)
+    pred = np.repeat(np.arange(len(boxes)), counts)
+    face = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
+    swept = sweep[pred]
+    face[swept] = by_x[face[swept]]
+    p, f = boxes[pred], g[face]
+    near = ~swept | ((f[:, 2] >= p[:, 0] - 2) & (f[:, 1] <= p[:, 3] + 2) & (f[:, 3] >= p[:, 1] - 2))
+    pred, face = pred[near], face[near]
+    overlap = _overlap(g[face], None if face_area is None else face_area[face], boxes[pred])
+    rank = np.where(np.isnan(overlap), np.inf, overlap)
+    best = np.zeros(len(boxes), dtype=np.int64)
+    hit = np.zeros(len(boxes), dtype=bool)
+    if len(pred):
+        starts = np.flatnonzero(np.r_[True, pred[1:] != pred[:-1]])  # candidates come grouped by prediction
+        top = np.maximum.reduceat(rank, starts)
+        at_top = rank == np.repeat(top, np.diff(np.r_[starts, len(rank)]))
+        best[pred[starts]] = np.minimum.reduceat(np.where(at_top, face, len(g)), starts)
+        hit[pred[starts]] = (top >= iou_threshold) & (top != np.inf)
+    return best, hit
 
 
-def _image_pr(scores: np.ndarray, best: np.ndarray, hit: np.ndarray, keep: np.ndarray,
-              thresholds: np.ndarray) -> np.ndarray:
-    """(proposals, recalled faces) at each threshold for one image and one setting."""
-    proposal = ~(hit & ~keep[best])  # a prediction on a face outside gt_list is not a proposal
-    candidates = np.flatnonzero(hit & keep[best])
-    first = np.zeros(len(scores), dtype=bool)
-    _, first_index = np.unique(best[candidates], return_index=True)
-    first[candidates[first_index]] = True  # a face in gt_list counts once, at its first hit
-    pred_recall = np.cumsum(first)
-    proposals = np.cumsum(proposal)
-    count = np.searchsorted(-scores, -thresholds, side="right")  # predictions with score >= threshold
-    out = np.zeros((len(thresholds), 2))
-    some = count > 0
-    out[some, 0] = proposals[count[some] - 1]
-    out[some, 1] = pred_recall[count[some] - 1]
-    return out
+def _at_least(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """How many of `scores` are >= each threshold (NaN never is)."""
+    ranked = np.sort(scores[~np.isnan(scores)])
+    return len(ranked) - np.searchsorted(ranked, thresholds, side="left")
 
 
 def wider_official_curves(predictions: list[tuple[np.ndarray, np.ndarray]], faces: list[np.ndarray],
@@ -183,28 +228,53 @@ def wider_official_curves(predictions: list[tuple[np.ndarray, np.ndarray]], face
     predictions: per image, (boxes (P, 4) as x, y, w, h; scores (P,)); faces: per image, (G, 4)
     as x, y, w, h, integer as in the official .mat (see official_overlap); keep_lists: per
     setting, per image, the 1-based indices of the faces the setting counts (its `gt_list`);
-    every other face is ignored. Images in the official order."""
+    every other face is ignored. Images in the official order.
+
+    All images at once: an image's proposals and recalled faces at a threshold are those of its
+    predictions scoring at least the threshold, so their sums over images are counts over all
+    predictions, taken per prediction (in each image's descending score order) and counted at
+    the thresholds by one sorted search."""
     thresholds = 1 - np.arange(1, THRESHOLDS + 1) / THRESHOLDS
     normalised = normalise_scores(predictions)
-    totals = {s: np.zeros((THRESHOLDS, 2)) for s in keep_lists}
-    count_face = dict.fromkeys(keep_lists, 0)
-    for n, ((boxes, raw), scores, gt) in enumerate(zip(predictions, normalised, faces)):
-        for setting in keep_lists:
-            count_face[setting] += len(np.asarray(keep_lists[setting][n]).reshape(-1))
-        if len(gt) == 0 or len(raw) == 0:
-            continue
-        order = np.argsort(-np.asarray(raw, dtype=np.float64), kind="stable")
-        gt = np.asarray(gt).reshape(-1, 4)
-        best, hit = _image_geometry(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[order], gt, iou_threshold)
-        for setting, lists in keep_lists.items():
-            keep = np.zeros(len(gt), dtype=bool)
-            keep[np.asarray(lists[n], dtype=np.int64).reshape(-1) - 1] = True
-            totals[setting] += _image_pr(scores[order], best, hit, keep, thresholds)
+    count_face = {s: sum(len(np.asarray(k).reshape(-1)) for k in lists) for s, lists in keep_lists.items()}
+    gts = [np.asarray(gt).reshape(-1, 4) for gt in faces]
+    # images with faces and predictions; the others add nothing (the official code skips them)
+    used = [n for n, ((_, raw), gt) in enumerate(zip(predictions, gts)) if len(gt) and len(raw)]
+    sizes = np.array([len(predictions[n][1]) for n in used], dtype=np.int64)
+    image = np.repeat(np.arange(len(used)), sizes)
+    raw = np.concatenate([np.asarray(predictions[n][1], dtype=np.float64).reshape(-1) for n in used] + [np.zeros(0)])
+    if np.all((raw[1:] <= raw[:-1]) | (image[1:] != image[:-1])):  # as detectors write them
+        order = np.arange(len(raw))
+    else:
+        order = np.argsort(-raw, kind="stable")
+        order = order[np.argsort(image[order], kind="stable")]  # per image, descending score, ties in file order
+    boxes = np.concatenate([np.asarray(predictions[n][0], dtype=np.float64).reshape(-1, 4) for n in used]
+                           + [np.zeros((0, 4))])[order]
+    scores = np.concatenate([normalised[n] for n in used] + [np.zeros(0)])[order]
+    face_count = np.array([len(gts[n]) for n in used], dtype=np.int64)
+    face_image = np.repeat(np.arange(len(used)), face_count)
+    offsets = np.cumsum(face_count) - face_count
+    if used:
+        stacked = np.concatenate([gts[n] for n in used])
+        g, face_area = _face_corners(stacked)
+        best, hit = _matches(xywh_to_corners(boxes), image, g, face_area, face_image, iou_threshold)
+    else:
+        best, hit = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
     curves = {}
-    for setting, total in totals.items():
+    for setting, lists in keep_lists.items():
         if count_face[setting] == 0:
             curves[setting] = PRCurve(np.zeros(THRESHOLDS), np.zeros(THRESHOLDS), 0.0)
             continue
+        keep = np.zeros(int(face_count.sum()), dtype=bool)
+        keep[np.concatenate([offsets[k] + np.asarray(lists[n], dtype=np.int64).reshape(-1) - 1
+                             for k, n in enumerate(used)] + [np.zeros(0, dtype=np.int64)])] = True
+        kept = hit & keep[best]
+        proposal = ~(hit & ~keep[best])  # a prediction on a face outside gt_list is not a proposal
+        first = np.zeros(len(scores), dtype=bool)
+        _, first_index = np.unique(best[kept], return_index=True)
+        first[np.flatnonzero(kept)[first_index]] = True  # a face in gt_list counts once, at its first hit
+        total = np.stack([_at_least(scores[proposal], thresholds), _at_least(scores[first], thresholds)],
+                         axis=1).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             precision = total[:, 1] / total[:, 0]
         recall = total[:, 1] / count_face[setting]
