@@ -48,8 +48,8 @@ class _Damaged(Exception):
 
 def check_cache_dir(path: Path, inputs: list[Path]) -> Path:
     """The cache folder, made if missing; refused in one line when it is something else than a
-    folder (a file, FIFO, device, or a link to one), holds or sits in a dataset folder of the
-    run, or cannot be written. Temporary files of killed runs are removed."""
+    folder (a file, FIFO, device, or a link to one), holds or sits in one of `inputs` (the run's
+    input and output paths), or cannot be written. Temporary files of killed runs are removed."""
     path = Path(path)
     try:
         mode = os.stat(path).st_mode
@@ -63,7 +63,8 @@ def check_cache_dir(path: Path, inputs: list[Path]) -> Path:
     for source in inputs:
         src = Path(source).resolve()
         if src == resolved or resolved in src.parents or src in resolved.parents:
-            raise EvaluateError(f"{path}: --cache_dir overlaps {source}, an input of this run; choose another folder")
+            raise EvaluateError(f"{path}: --cache_dir overlaps {source}, which this run reads or writes; "
+                                f"choose another folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=path, prefix=f"{TEMP_PREFIX}{os.getpid()}-probe.")
