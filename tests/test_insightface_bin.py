@@ -409,3 +409,28 @@ def test_bin_path_gives_the_folder_paths_numbers(tmp_path):
     # pairs first; face_recognition_bin: one annotation per pair): each value is its own
     for name in results:
         assert 0.5 < results[name]["lfw_accuracy_omz_subsets"]["value"] <= 1
+
+
+def test_model_config_runs_its_bin_entry_and_pins_the_real_sets_size(tmp_path):
+    """mobileface-identification-v1's lfw_bin entry (both protocols) on a .bin packed here; the
+    shipped definition pins lfw.bin's 12,000 images, so a smaller file is refused there."""
+    from hostile.models import converted_root
+
+    ir = converted_root("mobileface-identification-v1")
+    faces = shared_path("data", "lfw", "lfw_aligned_100pair")
+    packed = subprocess.run([PACKER, "--images", faces, "--generate_pairs_folds", "10", "-o", tmp_path / "lfw.bin"],
+                            capture_output=True, text=True)
+    assert packed.returncode == 0, packed.stderr
+    config = Path(__file__).resolve().parents[1] / "models" / "public" / "mobileface-identification-v1" / "accuracy-check.yml"
+    base = [sys.executable, "-m", "facezoo.evaluate.cli", "--no_progress", "-c", config, "-m", ir, "-s", tmp_path,
+            "--dataset", "lfw_bin"]
+    pinned = subprocess.run(base, capture_output=True, text=True)
+    assert pinned.returncode == 2 and "400 images, and no dataset definition of this layout fits (lfw_bin has 12,000" \
+        in pinned.stderr, pinned.stderr
+    (tmp_path / "defs.yml").write_text("datasets:\n  - {name: lfw_bin, type: lfw, bin: lfw.bin}\n")
+    proc = subprocess.run(base + ["-d", tmp_path / "defs.yml"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    values = dict(line.split()[:2] for line in proc.stdout.splitlines() if line.startswith("  lfw_accuracy"))
+    # as measured here (FP32 IR); another CPU's kernels may move a pair or two
+    assert abs(float(values["lfw_accuracy_insightface"]) - 0.875) <= 0.011, values
+    assert abs(float(values["lfw_accuracy_omz_subsets"]) - 0.88) <= 0.011, values
