@@ -434,3 +434,24 @@ def test_model_config_runs_its_bin_entry_and_pins_the_real_sets_size(tmp_path):
     # as measured here (FP32 IR); another CPU's kernels may move a pair or two
     assert abs(float(values["lfw_accuracy_insightface"]) - 0.875) <= 0.011, values
     assert abs(float(values["lfw_accuracy_omz_subsets"]) - 0.88) <= 0.011, values
+
+
+@pytest.mark.parametrize("metrics, message", [
+    ("[{type: lfw_accuracy, protocol: insightface}, {type: lfw_accuracy, protocol: omz_subsets}]", None),
+    ("[{type: omz_ap64, protocol: insightface}]", r":7: models\[0\]\.datasets\[0\]\.metrics\[0\]\.protocol: only "
+                                                  r"verification metrics"),
+    ("[{type: tar_at_far, protocol: omz_subsets}]", r"\.protocol: omz_subsets has no TAR@FAR"),
+    ("[{type: lfw_accuracy, protocol: sphereface}]", r"protocol: expected facezoo, insightface or omz_subsets"),
+])
+def test_protocols_in_the_accuracy_config(tmp_path, metrics, message):
+    from facezoo.evaluate.config import load_accuracy_config
+
+    path = tmp_path / "c.yml"
+    path.write_text("models:\n  - name: m\n    launchers:\n      - {framework: openvino, adapter: {type: embedding}}\n"
+                    f"    datasets:\n      - name: lfw_bin\n        metrics: {metrics}\n")
+    if message is None:
+        names = [m.name for m in load_accuracy_config(path).datasets[0].metrics]
+        assert names == ["lfw_accuracy_insightface", "lfw_accuracy_omz_subsets"]
+    else:
+        with pytest.raises(EvaluateError, match=message):
+            load_accuracy_config(path)

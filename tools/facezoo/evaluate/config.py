@@ -142,6 +142,9 @@ def load_accuracy_config(path: Path) -> AccuracyConfig:
         for m, spec in enumerate(ds["metrics"]):
             at = f"models[0].datasets[{d}].metrics[{m}]"
             line = lines.get(("models", 0, "datasets", d, "metrics", m), 1)
+            if "protocol" in spec and METRIC_DATASETS[spec["type"]] != "lfw":
+                raise EvaluateError(f"{path}:{line}: {at}.protocol: only verification metrics (lfw_accuracy, "
+                                    f"tar_at_far) have a protocol")
             if spec["type"] == "tar_at_far" and spec.get("protocol") == "omz_subsets":
                 raise EvaluateError(f"{path}:{line}: {at}.protocol: omz_subsets has no TAR@FAR (Open Model Zoo "
                                     f"reports pairwise accuracy only); use facezoo or insightface")
