@@ -209,9 +209,28 @@ def _read_images(job: Any, keys: list[Any]) -> dict[str, bytes | EvaluateError]:
     return out
 
 
-def _kill_children() -> None:
-    """On an interrupt: this process's children (the LocalCluster's workers and multiprocessing's
-    resource tracker) end at once; again while the cluster's thread is still starting new ones."""
+def _quiet_resource_tracker() -> int | None:
+    """Start multiprocessing's resource tracker (which the LocalCluster's workers use) with its
+    stderr on /dev/null, and return its pid: when a run is interrupted, the workers die before
+    releasing their semaphores, and the tracker's notes about it are not the user's business."""
+    from multiprocessing import resource_tracker
+
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        resource_tracker.ensure_running()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return getattr(resource_tracker._resource_tracker, "_pid", None)
+
+
+def _kill_children(spare: int | None = None) -> None:
+    """On an interrupt: this process's children (the LocalCluster's workers, not the resource
+    tracker `spare`, which ends with this process) end at once; again while the cluster's thread
+    is still starting new ones."""
     import psutil
 
     me = psutil.Process()
@@ -221,13 +240,16 @@ def _kill_children() -> None:
         killed = 0
         for child in me.children(recursive=True):
             try:
-                if child.status() != psutil.STATUS_ZOMBIE:
+                if child.pid != spare and child.status() != psutil.STATUS_ZOMBIE:
                     child.kill()
                     killed += 1
             except psutil.Error:
                 pass
         quiet = 0 if killed else quiet + 1
         time.sleep(0.03)
+
+
+_ABANDONED: list = []  # clients and clusters left to the end of an interrupted process
 
 
 class Cluster:
@@ -240,6 +262,7 @@ class Cluster:
         self.client = None
         self.folder: Path | None = None
         self.plugins: list[str] = []
+        self.tracker: int | None = None
         self._forget: Callable[[], None] | None = None
 
     def __enter__(self) -> "Cluster":
@@ -264,7 +287,8 @@ class Cluster:
         import dask
 
         self.folder = make_temp_dir(tempfile.gettempdir(), "dask")
-        self._forget = on_interrupt(_kill_children)
+        self.tracker = _quiet_resource_tracker()
+        self._forget = on_interrupt(self._kill)
         dask.config.set({"temporary-directory": str(self.folder)})
         self.local = distributed.LocalCluster(n_workers=self.settings.workers, threads_per_worker=1, processes=True,
                                               dashboard_address=None, local_directory=str(self.folder),
@@ -279,6 +303,15 @@ class Cluster:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise EvaluateError(f"--scheduler {address}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s "
                                 f"({reason[:300]})") from None
+
+    def _kill(self) -> None:
+        """The local workers end now, and their nannies start no new ones (nor log the workers'
+        deaths, which asyncio would otherwise print as unretrieved task errors)."""
+        logging.disable(logging.CRITICAL)
+        if self.local is not None:  # its event loop stops: no nanny restarts a worker it sees die
+            loop = self.local.loop.asyncio_loop
+            loop.call_soon_threadsafe(loop.stop)
+        _kill_children(self.tracker)
 
     def live_workers(self) -> dict[str, dict]:
         return self.client.scheduler_info(n_workers=-1)["workers"]
@@ -297,8 +330,9 @@ class Cluster:
     def __exit__(self, kind, exc, tb) -> None:
         interrupted = kind is not None and issubclass(kind, KeyboardInterrupt)
         if interrupted and self.settings.workers:
-            _kill_children()  # closing politely takes longer than an interrupt may, and the cluster may be half made
-        elif self.client is not None:
+            self._kill()  # closing politely takes longer than an interrupt may, and the cluster may be half made
+            _ABANDONED.append((self.client, self.local))  # no closing on garbage collection either: the process ends
+        elif self.client is not None:  # closing the client releases its shards still queued or running
             for name in self.plugins:
                 try:
                     self.client.unregister_worker_plugin(name)
@@ -407,37 +441,33 @@ class DaskExecutor:
         pending: dict[Any, int] = {}
         alone_since: float | None = None
         seen: set[str] = set()
-        try:
-            while queue or pending:
-                workers = set(cluster.live_workers())
-                seen |= workers
-                self.summary["workers_lost"] = len(seen - workers)
-                live = len(workers)
-                if progress is not None and hasattr(progress, "set_postfix_str"):
-                    progress.set_postfix_str(f"{live} workers", refresh=False)
-                alone_since = None if live else (alone_since or time.monotonic())
-                if alone_since is not None and time.monotonic() - alone_since > NO_WORKERS_TIMEOUT_S:
-                    raise EvaluateError(f"{self.settings.where()}: no worker left for {NO_WORKERS_TIMEOUT_S} s, "
-                                        f"{len(queue) + len(pending)} shards not done")
-                while queue and len(pending) < IN_FLIGHT_PER_WORKER * max(1, live):
-                    i = queue.pop(0)
-                    images = _read_images(task.job, shards[i]) if self.settings.ship_images else None
-                    pending[client.submit(run_shard, task, shards[i], images, pure=False)] = i
-                try:
-                    finished = distributed.wait(list(pending), timeout=POLL_S, return_when="FIRST_COMPLETED").done
-                except TimeoutError:
-                    continue
-                for future in finished:
-                    i = pending.pop(future)
-                    if future.status != "finished":
-                        raise self._failure(future, i, shards[i])
-                    result = future.result()
-                    if progress is not None:
-                        progress.update(1)
-                    yield i, result
-        finally:
-            if pending:
-                client.cancel(list(pending))
+        while queue or pending:
+            workers = set(cluster.live_workers())
+            seen |= workers
+            self.summary["workers_lost"] = len(seen - workers)
+            live = len(workers)
+            if progress is not None and hasattr(progress, "set_postfix_str"):
+                progress.set_postfix_str(f"{live} workers", refresh=False)
+            alone_since = None if live else (alone_since or time.monotonic())
+            if alone_since is not None and time.monotonic() - alone_since > NO_WORKERS_TIMEOUT_S:
+                raise EvaluateError(f"{self.settings.where()}: no worker left for {NO_WORKERS_TIMEOUT_S} s, "
+                                    f"{len(queue) + len(pending)} shards not done")
+            while queue and len(pending) < IN_FLIGHT_PER_WORKER * max(1, live):
+                i = queue.pop(0)
+                images = _read_images(task.job, shards[i]) if self.settings.ship_images else None
+                pending[client.submit(run_shard, task, shards[i], images, pure=False)] = i
+            try:
+                finished = distributed.wait(list(pending), timeout=POLL_S, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                continue
+            for future in finished:
+                i = pending.pop(future)
+                if future.status != "finished":
+                    raise self._failure(future, i, shards[i])
+                result = future.result()
+                if progress is not None:
+                    progress.update(1)
+                yield i, result
 
     def _failure(self, future, index: int, keys: list[Any]) -> BaseException:
         """What a failed shard becomes: its own error (an image or the model, named), or one line
