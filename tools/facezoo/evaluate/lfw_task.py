@@ -68,16 +68,18 @@ class EmbedJob:
 @dataclass(frozen=True)
 class BinEmbedJob:
     """An (image index name, flipped) key -> that face of an insightface .bin (aligned already),
-    decoded on demand, at the model's size -> its embedding. Each process reads the .bin once."""
+    decoded on demand, at the model's size -> its embedding. Each process reads the .bin once.
+    Not described for the input cache: its key would hash the whole .bin for every face."""
 
-    bin_path: Path
+    folder: Path  # the folder holding the .bin (a cluster worker finds it there)
+    bin: str
     shape: tuple[int, ...]
     max_image_pixels: int
     output: str
 
     def load(self, key: tuple[str, bool]) -> tuple[np.ndarray, None]:
         name, flipped = key
-        image = decode_bin_image(read_bin(self.bin_path), int(name), max_pixels=self.max_image_pixels)
+        image = decode_bin_image(read_bin(Path(self.folder) / self.bin), int(name), max_pixels=self.max_image_pixels)
         blob = to_input(image, self.shape)
         return (np.ascontiguousarray(blob[..., ::-1]) if flipped else blob), None
 
@@ -173,7 +175,7 @@ def evaluate_lfw(executor: Executor | None, adapter: dict[str, Any], spec: Datas
         keys = [(n, f) for n in names for f in views]
         began = time.perf_counter()
         if definition.bin:
-            job = BinEmbedJob(root / definition.bin, shape, options.max_image_pixels, output)
+            job = BinEmbedJob(root, definition.bin, shape, options.max_image_pixels, output)
         else:
             job = EmbedJob(folder, shape, options.max_image_pixels, definition.alignment, landmarks, aligner, output)
         raw, broken = executor.run(job, keys, options.skip_broken, progress)
