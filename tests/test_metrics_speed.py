@@ -165,3 +165,18 @@ def test_official_metric_with_non_finite_predictions():
     precision, recall, ap = _official_reference(predictions, faces, keep, 0.5)
     curve = wider_official_curve(predictions, faces, keep, 0.5)
     assert np.array_equal(curve.precision, precision, equal_nan=True) and curve.ap == ap
+
+
+def test_nms_with_small_chunks_and_pair_limit(monkeypatch):
+    """Candidates examined in many chunks, and the sparse stage giving up on too many pairs
+    (blocks then decide the rest): still the greedy loop's set."""
+    import facezoo.evaluate.adapters.nms as module
+    rng = np.random.default_rng(11)
+    boxes = np.concatenate([_boxes(rng, 150, spread=60, sizes=(20, 40)), _boxes(rng, 150, spread=600)])
+    scores = np.concatenate([rng.uniform(0, 0.5, 150), rng.uniform(0.5, 1, 150)])  # the crowd scores low
+    expected = _greedy_loop(boxes, scores, 0.5, False)
+    for chunk, limit in ((64, 1 << 24), (1 << 22, 50), (64, 50)):
+        monkeypatch.setattr(module, "PAIRS_PER_CHUNK", chunk)
+        monkeypatch.setattr(module, "PAIR_LIMIT", limit)
+        assert nms(boxes, scores, 0.5).tolist() == expected
+        assert nms(boxes, scores, 0.0).tolist() == _greedy_loop(boxes, scores, 0.0, False)
