@@ -1,10 +1,10 @@
 """The fast NMS and matching give exactly what the plain all-pairs definitions give."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
-
 from facezoo.evaluate.adapters.nms import BLOCK, nms, overlapping_pairs
 from facezoo.evaluate.metrics.detection import official_overlap
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def _iou_hit(a, b, threshold, one):
@@ -165,6 +165,7 @@ def test_official_metric_with_non_finite_predictions():
     precision, recall, ap = _official_reference(predictions, faces, keep, 0.5)
     curve = wider_official_curve(predictions, faces, keep, 0.5)
     assert np.array_equal(curve.precision, precision, equal_nan=True) and curve.ap == ap
+    assert np.array_equal(curve.recall, recall)
 
 
 def test_nms_with_small_chunks_and_pair_limit(monkeypatch):
@@ -180,3 +181,59 @@ def test_nms_with_small_chunks_and_pair_limit(monkeypatch):
         monkeypatch.setattr(module, "PAIR_LIMIT", limit)
         assert nms(boxes, scores, 0.5).tolist() == expected
         assert nms(boxes, scores, 0.0).tolist() == _greedy_loop(boxes, scores, 0.0, False)
+
+
+# --- VOC-style matching: the sweep's pairs give what every prediction against every face gives ---
+
+def _dense_match(boxes, scores, faces, ignored, threshold, plus_one, multiple, prefer):
+    """match_image's rule over the full IoU matrix."""
+    from facezoo.evaluate.boxes import iou_matrix
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+    boxes = np.asarray(boxes, dtype=float)[order]
+    n = len(order)
+    tp, skip = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    if len(faces) and n:
+        iou = iou_matrix(boxes, faces, plus_one)
+        best = iou.argmax(axis=1)
+        if prefer and (~ignored).any() and ignored.any():
+            counted = np.where(ignored[None, :], -np.inf, iou)
+            best_counted = counted.argmax(axis=1)
+            use = counted[np.arange(n), best_counted] >= threshold
+            best = np.where(use, best_counted, np.where(ignored[None, :], iou, -np.inf).argmax(axis=1))
+        hit = iou[np.arange(n), best] >= threshold
+        for k in range(n):
+            if not hit[k]:
+                continue
+            taken = (tp | skip)[:k] & (best[:k] == best[k])
+            if not ignored[best[k]]:
+                tp[k] = not taken.any()
+            elif multiple or not taken.any():
+                skip[k] = True
+    return tp, ~tp & ~skip
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.3, 0.0])
+@pytest.mark.parametrize("options", [(False, True, False), (True, False, True), (False, False, True)])
+def test_match_image_equals_the_dense_rule(threshold, options):
+    from facezoo.evaluate.metrics.detection import match_image
+    plus_one, multiple, prefer = options
+    rng = np.random.default_rng(int(threshold * 10) + 3 * multiple + prefer)
+    for _ in range(5):
+        faces = _boxes(rng, int(rng.integers(0, 15)), spread=150, sizes=(5, 60))
+        ignored = rng.random(len(faces)) < 0.4
+        picks = faces[rng.integers(0, max(len(faces), 1), 40)] if len(faces) else np.zeros((0, 4))
+        boxes = np.concatenate([picks + rng.normal(0, 3, picks.shape), _boxes(rng, 40, spread=200, sizes=(3, 80))])
+        boxes[rng.integers(0, len(boxes), 2)] = [np.nan, 1, 2, 3]
+        scores = np.round(rng.uniform(0, 1, len(boxes)), 1)
+        m = match_image(boxes, scores, faces, ignored, threshold, plus_one, multiple, prefer)
+        tp, fp = _dense_match(boxes, scores, faces, ignored, threshold, plus_one, multiple, prefer)
+        assert m.true_positive.tolist() == tp.tolist() and m.false_positive.tolist() == fp.tolist()
+
+
+def test_pairwise_iou_is_iou_matrix_bit_for_bit():
+    from facezoo.evaluate.boxes import iou_matrix
+    from facezoo.evaluate.metrics.detection import _pair_iou
+    rng = np.random.default_rng(5)
+    a, b = _boxes(rng, 50, spread=80), _boxes(rng, 30, spread=80)
+    for one in (0.0, 1.0):
+        assert np.array_equal(_pair_iou(a[:, None], b[None, :], one), iou_matrix(a, b, plus_one=bool(one)))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..boxes import iou_matrix, xywh_to_corners
+from ..boxes import xywh_to_corners
 
 
 @dataclass(frozen=True)
@@ -28,34 +28,73 @@ class PRCurve:
     ap: float
 
 
+def _pair_iou(a: np.ndarray, b: np.ndarray, one: float) -> np.ndarray:
+    """IoU of corner boxes a and b, (..., 4) broadcast against each other, in iou_matrix's
+    arithmetic (a's area first in the union; 0 where they do not overlap or it is not finite)."""
+    w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + one
+    h = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + one
+    inter = w * h
+    union = (a[..., 2] - a[..., 0] + one) * (a[..., 3] - a[..., 1] + one) + \
+        (b[..., 2] - b[..., 0] + one) * (b[..., 3] - b[..., 1] + one) - inter
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        iou = inter / union
+    iou[(w <= 0) | (h <= 0) | ~np.isfinite(iou)] = 0.0
+    return iou
+
+
+def _touching(boxes: np.ndarray, faces: np.ndarray, one: float, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(prediction, face) pairs that can reach a positive IoU threshold: each finite prediction
+    against the finite faces whose x1 lies within [x1 - widest face - one - 1, x2 + one + 1] (a
+    sorted search; every other pair has IoU 0). Every pair for a threshold of 0 or less."""
+    if not iou_threshold > 0:
+        return np.repeat(np.arange(len(boxes)), len(faces)), np.tile(np.arange(len(faces)), len(boxes))
+    usable = np.flatnonzero(np.isfinite(faces).all(axis=1))
+    usable = usable[np.argsort(faces[usable, 0], kind="stable")]
+    x1 = faces[usable, 0]
+    widest = float((faces[usable, 2] - faces[usable, 0]).max(initial=0))
+    finite = np.isfinite(boxes).all(axis=1)
+    lo = np.searchsorted(x1, np.where(finite, boxes[:, 0] - widest - one - 1, np.inf), side="left")
+    hi = np.where(finite, np.searchsorted(x1, boxes[:, 2] + one + 1, side="right"), lo)
+    counts = np.maximum(hi - lo, 0)
+    pred = np.repeat(np.arange(len(boxes)), counts)
+    face = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts - lo, counts)
+    return pred, usable[face]
+
+
 def match_image(boxes: np.ndarray, scores: np.ndarray, faces: np.ndarray, ignored: np.ndarray,
                 iou_threshold: float = 0.5, plus_one: bool = False,
                 multiple_matches_per_ignored: bool = True, prefer_counted_faces: bool = False) -> ImageMatch:
     """Match one image's predictions (corner boxes) to its faces (corner boxes), VOC style.
 
     Predictions are taken in descending score order (ties keep their given order). Each takes
-    the face it overlaps most; at IoU >= iou_threshold it is a true positive if that face is
-    not yet taken, a false positive if it is, and ignored if the face is ignored (only the first
-    such prediction when multiple_matches_per_ignored is False; later ones are false positives).
-    Below the threshold it is a false positive. prefer_counted_faces (Open Model Zoo's `map`):
-    a prediction takes the best face that counts when that one reaches the threshold, and only
-    otherwise the best ignored face."""
+    the face it overlaps most (the first such face on ties); at IoU >= iou_threshold it is a true
+    positive if that face is not yet taken, a false positive if it is, and ignored if the face is
+    ignored (only the first such prediction when multiple_matches_per_ignored is False; later
+    ones are false positives). Below the threshold it is a false positive. prefer_counted_faces
+    (Open Model Zoo's `map`): a prediction takes the best face that counts when that one reaches
+    the threshold, and only otherwise the best ignored face.
+
+    Only pairs reaching the threshold decide anything, so IoU is computed for the pairs a sorted
+    sweep finds (see _touching), not for every prediction and face."""
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     order = np.argsort(-scores, kind="stable")
     scores, boxes = scores[order], np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[order]
+    faces = np.asarray(faces, dtype=np.float64).reshape(-1, 4)
     ignored = np.asarray(ignored, dtype=bool).reshape(-1)
     n = len(scores)
     tp = np.zeros(n, dtype=bool)
     skip = np.zeros(n, dtype=bool)
     if len(faces) and n:
-        iou = iou_matrix(boxes, faces, plus_one)
-        best = iou.argmax(axis=1)
-        if prefer_counted_faces and (~ignored).any() and ignored.any():
-            counted = np.where(ignored[None, :], -np.inf, iou)
-            best_counted = counted.argmax(axis=1)
-            use_counted = counted[np.arange(n), best_counted] >= iou_threshold
-            best = np.where(use_counted, best_counted, np.where(ignored[None, :], iou, -np.inf).argmax(axis=1))
-        hit = iou[np.arange(n), best] >= iou_threshold
+        pred, face = _touching(boxes, faces, 1.0 if plus_one else 0.0, iou_threshold)
+        iou = _pair_iou(boxes[pred], faces[face], 1.0 if plus_one else 0.0)
+        reached = iou >= iou_threshold
+        pred, face, iou = pred[reached], face[reached], iou[reached]
+        preferred = ~ignored[face] if prefer_counted_faces else np.zeros(len(face), dtype=bool)
+        pick = np.lexsort((face, -iou, ~preferred, pred))  # per prediction: counted first, best IoU, first face
+        head = pick[np.r_[True, pred[pick][1:] != pred[pick][:-1]]] if len(pick) else pick
+        hit = np.zeros(n, dtype=bool)
+        best = np.zeros(n, dtype=np.int64)
+        hit[pred[head]], best[pred[head]] = True, face[head]
         for target, on_ignored in ((tp, False), (skip, True)):
             candidates = np.flatnonzero(hit & (ignored[best] == on_ignored))
             if on_ignored and multiple_matches_per_ignored:
@@ -125,16 +164,8 @@ def _face_corners(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 def _overlap(g: np.ndarray, face_area: np.ndarray | None, p: np.ndarray) -> np.ndarray:
     """The official overlap of faces g with predictions p, both (..., 4) corners broadcast against
     each other (face_area: _face_corners's areas, broadcast like g[..., 0])."""
-    if face_area is None:  # the plain +1-pixel IoU, as iou_matrix computes it
-        w = np.minimum(p[..., 2], g[..., 2]) - np.maximum(p[..., 0], g[..., 0]) + 1
-        h = np.minimum(p[..., 3], g[..., 3]) - np.maximum(p[..., 1], g[..., 1]) + 1
-        inter = w * h
-        union = (p[..., 2] - p[..., 0] + 1) * (p[..., 3] - p[..., 1] + 1) + \
-            (g[..., 2] - g[..., 0] + 1) * (g[..., 3] - g[..., 1] + 1) - inter
-        with np.errstate(divide="ignore", invalid="ignore"):
-            iou = inter / union
-        iou[(w <= 0) | (h <= 0) | ~np.isfinite(iou)] = 0.0
-        return iou
+    if face_area is None:  # the plain +1-pixel IoU
+        return _pair_iou(p, g, 1.0)
     x1 = np.maximum(g[..., 0], _to_int32(p[..., 0]))
     y1 = np.maximum(g[..., 1], _to_int32(p[..., 1]))
     x2 = np.minimum(g[..., 2], _to_int32(p[..., 2]))
