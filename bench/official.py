@@ -20,6 +20,8 @@ Prints the APs of all three side by side, their differences (the port's against 
 port's arithmetic must be within 1e-6) and the time ratio.
 
 Run: python bench/official.py [--envs ~/.cache/facezoo-bench] [--boxes 200] [--seed 0]
+     python bench/official.py --fixture tests/data/official_port_case   (remakes the test fixture:
+     predictions for the first images of the first events and the port's APs on them)
 """
 from __future__ import annotations
 
@@ -118,14 +120,56 @@ def peer_python(envs: Path) -> tuple[Path, Path]:
     return python, source
 
 
-def peer(envs: Path, folder: Path) -> tuple[dict[str, float], float]:
+def peer_on(envs: Path, folder: Path, truth: Path = TRUTH) -> tuple[dict[str, float], float]:
+    """The port's APs for the submission in `folder` and the seconds of its evaluation()."""
     python, source = peer_python(envs)
-    proc = subprocess.run([str(python), "-c", PEER_RUN, str(source), str(folder), str(TRUTH)],
+    proc = subprocess.run([str(python), "-c", PEER_RUN, str(source), str(folder), str(truth)],
                           capture_output=True, text=True, check=False)
     if proc.returncode:
         raise SystemExit(f"the port failed:\n{proc.stderr[-3000:]}")
     aps = {s: float(re.search(rf"{s.capitalize()}\s+Val AP: (\S+)", proc.stdout).group(1)) for s in SETTINGS}
     return aps, float(re.search(r"SECONDS (\S+)", proc.stdout).group(1))
+
+
+def cut_ground_truth(source: Path, target: Path, events: int = 4, images: int = 6) -> None:
+    """The official ground truth of the first `images` images of the first `events` events, as
+    the same four .mat files (cells of cells) in `target`."""
+    from scipy.io import loadmat, savemat
+
+    def cut(cells: np.ndarray) -> np.ndarray:
+        out = np.empty((events, 1), dtype=object)
+        for e in range(events):
+            out[e, 0] = cells[e, 0][:images]
+        return out
+
+    target.mkdir(parents=True, exist_ok=True)
+    main = loadmat(source / "wider_face_val.mat")
+    savemat(target / "wider_face_val.mat", {"event_list": main["event_list"][:events],
+                                            "file_list": cut(main["file_list"]),
+                                            "face_bbx_list": cut(main["face_bbx_list"])})
+    for setting in SETTINGS:
+        savemat(target / f"wider_{setting}_val.mat", {"gt_list": cut(loadmat(source / f"wider_{setting}_val.mat")["gt_list"])})
+
+
+def write_fixture(envs: Path, folder: Path, seed: int, boxes: int = 30) -> None:
+    """A small case for tests/test_official_bench.py: synthetic predictions for the images of
+    cut_ground_truth and the APs the port prints for them (the test cuts the ground truth itself
+    from ../shared, so only pred/ and expected.json are kept)."""
+    import json
+
+    from facezoo.evaluate.datasets.wider import load_official_mat
+    from facezoo.evaluate.predictions import write_submission
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cut_ground_truth(TRUTH, Path(tmp))
+        truth = load_official_mat(Path(tmp))
+        write_submission(folder / "pred", dict(zip(truth.paths, synthetic_predictions(truth.faces, boxes, seed))))
+        aps, _ = peer_on(envs, folder / "pred", Path(tmp))
+    (folder / "expected.json").write_text(json.dumps(
+        {"source": "the APs wondervictor/WiderFace-Evaluation (commit 53474e0, MIT) printed for pred/ and the "
+                   f"ground truth of bench/official.py's cut_ground_truth; made by bench/official.py --fixture "
+                   f"--seed {seed}", **aps}, indent=1) + "\n")
+    print(f"wrote {folder}: {len(truth.paths)} images; the port's APs {aps}")
 
 
 def main() -> int:
@@ -135,16 +179,21 @@ def main() -> int:
     parser.add_argument("--boxes", type=int, default=200, help="average predictions per image")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic predictions")
     parser.add_argument("--no_peer", action="store_true", help="time ours only (no environment needed)")
+    parser.add_argument("--fixture", type=Path, help="write the small test case (ground truth, predictions, "
+                        "the port's APs) into this folder instead of timing")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "bench"))
     from facezoo.evaluate.datasets.wider import load_official_mat
     from facezoo.evaluate.predictions import write_submission
     from machine import machine_line
 
-    print(machine_line(), flush=True)
     if not TRUTH.is_dir():
         print(f"needs {TRUTH} (../shared beside the project)")
         return 2
+    if args.fixture:
+        write_fixture(args.envs, args.fixture, args.seed)
+        return 0
+    print(machine_line(), flush=True)
     truth = load_official_mat(TRUTH)
     detections = synthetic_predictions(truth.faces, args.boxes, args.seed)
     total = sum(len(d.scores) for d in detections)
@@ -155,7 +204,7 @@ def main() -> int:
               f"({total / len(truth.paths):.0f} per image), seed {args.seed}", flush=True)
         matlab, matlab_s = ours(folder, as_port=False)
         as_port, port_s = ours(folder, as_port=True)
-        theirs, their_s = peer(args.envs, folder) if not args.no_peer else ({}, float("nan"))
+        theirs, their_s = peer_on(args.envs, folder) if not args.no_peer else ({}, float("nan"))
     ours_total = sum(port_s.values())
     print("\n| | easy | medium | hard | seconds |")
     print("|---|---|---|---|---|")
