@@ -131,18 +131,18 @@ def _swept_pairs(b: np.ndarray, area: np.ndarray, threshold: float, one: float, 
         if (max(float(row.max()), float(bottom.max())) - first_row + 1) * width >= 2.0 ** 52:
             return _plain_pairs(b, area, threshold, one, limit)
         key = (row - first_row) * width + (b[pool, 0] - x0)
-        sort = np.argsort(key, kind="stable")
+        sort = np.argsort(key)  # any order of equal keys finds the same candidates
         pool, key = pool[sort], key[sort]
         rounding = 4 * np.spacing(float(key.max()) + width)
-        ascending = np.argsort((top - first_row) * width + (x - x0), kind="stable")  # sorted searches run faster
+        ascending = np.argsort((top - first_row) * width + (x - x0))  # searches in ascending order run faster
         big, r, x, top, bottom = big[ascending], r[ascending], x[ascending], top[ascending], bottom[ascending]
-        searches = []
-        for k in range(int((bottom - top).max()) + 1):
-            active = np.flatnonzero(top + k <= bottom)
-            base = (top[active] + k - first_row) * width + (x[active] - x0)
-            searches.append((active, np.searchsorted(key, base - r[active] - rounding, side="left"),
-                             np.searchsorted(key, base + r[active] + rounding, side="right")))
-        queries, lo, hi = (np.concatenate(parts) for parts in zip(*searches))
+        # one search per box and row it reaches, row offset by row offset (each run ascends)
+        reached = [np.flatnonzero(top + k <= bottom) for k in range(int((bottom - top).max()) + 1)]
+        queries = np.concatenate(reached)
+        offset = np.repeat(np.arange(len(reached)), [len(a) for a in reached])
+        base = (top[queries] + offset - first_row) * width + (x[queries] - x0)
+        lo = np.searchsorted(key, base - r[queries] - rounding, side="left")
+        hi = np.searchsorted(key, base + r[queries] + rounding, side="right")
         for start, stop in _chunks(np.maximum(hi - lo, 0)):
             i, j = _expand(queries[start:stop], lo[start:stop], hi[start:stop])
             i, j = big[i], pool[j]
