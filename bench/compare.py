@@ -149,6 +149,24 @@ OMZ_CONFIG = """models:
             distinct_conf: False
 """
 
+# Our accuracy_check's main thread under cProfile: cumulative seconds of the steps that matter.
+PROFILE = """
+import cProfile, json, pstats, sys
+from facezoo.evaluate import cli
+profile = cProfile.Profile()
+profile.runcall(cli.main, sys.argv[2:])
+stats = pstats.Stats(profile).stats
+steps = {"post-processing per image (decode + NMS + rescale)": ("evaluate/wider_task.py", "post"),
+         "of which NMS (adapters/nms.py)": ("adapters/nms.py", "nms"),
+         "match_image": ("metrics/detection.py", "match_image"),
+         "average_precision": ("metrics/detection.py", "average_precision"),
+         "whole run": ("evaluate/cli.py", "main")}
+out = {}
+for label, (file, name) in steps.items():
+    out[label] = sum(v[3] for (f, _, n), v in stats.items() if f.endswith(file) and n == name)
+json.dump(out, open(sys.argv[1], "w"))
+"""
+
 EXPORT = """
 import sys, numpy as np, mxnet as mx
 shape = tuple(int(x) for x in sys.argv[3].split(","))
@@ -293,6 +311,18 @@ def _measure(*command) -> dict:
     out = subprocess.run([sys.executable, "-c", MEASURE, *map(str, command)], capture_output=True, text=True,
                          check=True).stdout
     return json.loads(out)
+
+
+def profile_ours(work: Path) -> list[tuple[str, str]]:
+    """Where our OMZ-compatible run spends its main thread's time (cProfile, cumulative seconds;
+    inference runs in OpenVINO's threads beside it, image reading partly in a reader thread)."""
+    name = "retinaface-mnet025-v1"
+    out = work / "profile.json"
+    subprocess.run([sys.executable, "-c", PROFILE, str(out), "-c",
+                    str(ROOT / "accuracy_configs" / "omz-compatible" / f"{name}.yml"), "-m", str(work / "ir"),
+                    "-s", str(SHARED / "wider_val_dev"), "--no_progress"], check=True, capture_output=True)
+    steps = json.loads(out.read_text())
+    return [(label, f"{seconds:.2f}") for label, seconds in steps.items()]
 
 
 def evaluate_section(envs: Path, work: Path) -> list[tuple[str, str, str, str]]:
@@ -466,6 +496,8 @@ def main() -> int:
                         help="where the peer environments live (made on first use)")
     parser.add_argument("--sections", default="download,convert,evaluate",
                         help="comma-separated: download, convert, evaluate")
+    parser.add_argument("--profile", action="store_true",
+                        help="evaluate: also run ours once more under cProfile and print where its time goes")
     args = parser.parse_args()
     args.sections = args.sections.split(",")
     from machine import machine_line
@@ -479,6 +511,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rows = convert_section(args.envs, Path(tmp) / "convert") if "convert" in args.sections else []
         evaluation = evaluate_section(args.envs, Path(tmp) / "evaluate") if "evaluate" in args.sections else []
+        profile = profile_ours(Path(tmp) / "evaluate") if evaluation and args.profile else []
         times, faults = download_section(args.envs, Path(tmp) / "download") if "download" in args.sections else ([], [])
     if times:
         _table("\nDownload: wall seconds, Open Model Zoo's omz_downloader 2023.3 vs ours, same files, same local server",
@@ -487,6 +520,9 @@ def main() -> int:
     if evaluation:
         _table("\nEvaluation: retinaface-mnet025-v1 FP32 IR on wider_val_dev (200 images), f32 inference, "
                "Open Model Zoo's protocol", ("checker", "AP", "wall s", "peak MiB"), evaluation)
+    if profile:
+        _table("\nOurs under cProfile (main thread, cumulative seconds; the run is slower under the profiler)",
+               ("step", "seconds"), profile)
     if rows:
         _table("\nConversion: max |IR - MXNet| on the same real photo (current OpenVINO, f32 inference); "
                "exact = within 1e-4 x (max |reference| + 1)", ("checkpoint", "route", "max abs difference", "wall s"),
