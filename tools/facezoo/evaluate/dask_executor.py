@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 import warnings
 from collections import Counter
@@ -50,6 +51,7 @@ from .provenance import versions
 from .shards import ResumeStore, cut, key_path, run_digest, shard_digest
 
 CONNECT_TIMEOUT_S = 10  # --scheduler: how long a scheduler may take to answer
+CONNECT_GRACE_S = 2  # beyond it, for a peer that accepted the connection and then said nothing
 NO_WORKERS_TIMEOUT_S = 60  # how long a run waits with no worker at all before giving up
 KILL_WATCH_S = 0.5  # on an interrupt, how long new local worker processes are looked for and killed
 POLL_S = 0.5  # how often the client looks at the live workers while shards run
@@ -196,14 +198,14 @@ def run_shard(task: ShardTask, keys: list[Any], images: dict[str, bytes | Evalua
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _read_images(job: Any, keys: list[Any]) -> dict[str, bytes | EvaluateError]:
+def _read_images(folder: Path, max_pixels: int, keys: list[Any]) -> dict[str, bytes | EvaluateError]:
     """--ship_images: a shard's image files as bytes, read as a single process would read them
     (an unreadable one is the error that process would raise, raised again on the worker)."""
-    limit = BYTES_PER_PIXEL_LIMIT * getattr(job, "max_image_pixels", MAX_PIXELS) + (1 << 20)
+    limit = BYTES_PER_PIXEL_LIMIT * max_pixels + (1 << 20)
     out: dict[str, bytes | EvaluateError] = {}
     for path in dict.fromkeys(key_path(k) for k in keys):
         try:
-            out[path] = _read(Path(job.folder) / path, limit)
+            out[path] = _read(folder / path, limit)
         except EvaluateError as exc:
             out[path] = exc
     return out
@@ -296,13 +298,30 @@ class Cluster:
         self.client = distributed.Client(self.local)
 
     def _connect(self) -> None:
+        """A client of the scheduler at --scheduler, within CONNECT_TIMEOUT_S (plus a little):
+        Dask bounds the TCP connection, not a peer that accepts it and then says nothing, so the
+        client is made in a thread that is given up on."""
         address = self.settings.scheduler
-        try:
-            self.client = distributed.Client(address, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError, ValueError, TypeError) as exc:
-            reason = " ".join(str(exc).split()) or type(exc).__name__
+        made: dict[str, Any] = {}
+
+        def connect() -> None:
+            try:
+                made["client"] = distributed.Client(address, timeout=CONNECT_TIMEOUT_S)
+            except BaseException as exc:  # noqa: BLE001 handed to the waiting thread
+                made["error"] = exc
+
+        thread = threading.Thread(target=connect, name="facezoo-dask-connect", daemon=True)
+        thread.start()
+        thread.join(CONNECT_TIMEOUT_S + CONNECT_GRACE_S)
+        exc = made.get("error")
+        if thread.is_alive() or isinstance(exc, (OSError, TimeoutError)):
+            reason = " ".join(str(exc).split()) if exc else "a connection opened, no Dask handshake came"
             raise EvaluateError(f"--scheduler {address}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s "
-                                f"({reason[:300]})") from None
+                                f"({reason[:300] or type(exc).__name__})")
+        if exc is not None:  # whatever answered there, it speaks no Dask (a frame length it cannot hold...)
+            raise EvaluateError(f"--scheduler {address}: what answered there is not a Dask scheduler "
+                                f"({type(exc).__name__} reading its reply)")
+        self.client = made["client"]
 
     def _kill(self) -> None:
         """The local workers end now, and their nannies start no new ones (nor log the workers'
@@ -454,7 +473,8 @@ class DaskExecutor:
                                     f"{len(queue) + len(pending)} shards not done")
             while queue and len(pending) < IN_FLIGHT_PER_WORKER * max(1, live):
                 i = queue.pop(0)
-                images = _read_images(task.job, shards[i]) if self.settings.ship_images else None
+                images = (_read_images(Path(task.shown_folder), getattr(task.job, "max_image_pixels", MAX_PIXELS),
+                                       shards[i]) if self.settings.ship_images else None)
                 pending[client.submit(run_shard, task, shards[i], images, pure=False)] = i
             try:
                 finished = distributed.wait(list(pending), timeout=POLL_S, return_when="FIRST_COMPLETED").done
