@@ -16,6 +16,13 @@ MIRROR = PROJECT.parent / "shared" / "data" / "mirror"  # cases call conftest.sh
 BIN = Path(sys.executable).parent
 
 
+def _dynamic_input(name: str) -> bool:
+    """Whether the registry model also converts to a dynamic-size IR (<name>-dynamic.xml)."""
+    from facezoo.registry import load_registry
+
+    return any(m.name == name and m.conversion and m.conversion.dynamic_input for m in load_registry())
+
+
 def converted_root(name: str) -> Path:
     """The converter's output root (`<root>/public/<name>/FP32/<name>.xml`) of a mirror model,
     made on first use. The cache is keyed by the interpreter, so a new venv converts afresh."""
@@ -26,9 +33,10 @@ def converted_root(name: str) -> Path:
     root = Path(tempfile.gettempdir()) / f"facezoo-hostile-models-{key}"
     root.mkdir(parents=True, exist_ok=True)
     xml = root / "ir" / "public" / name / "FP32" / f"{name}.xml"
+    wanted = [xml] + ([xml.with_name(f"{name}-dynamic.xml")] if _dynamic_input(name) else [])
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not xml.is_file():
+        if not all(p.is_file() for p in wanted):  # a cache from before the model had a dynamic IR converts again
             env = {k: v for k, v in os.environ.items() if k != "TMPDIR"}
             for argv in ([BIN / "omz_downloader", "--name", name, "--mirror", MIRROR, "-o", root / "dl"],
                          [BIN / "omz_converter", "--name", name, "-d", root / "dl", "-o", root / "ir",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -48,6 +49,13 @@ def _batch(text: str) -> int:
     return int(text)
 
 
+def _protocol(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", text):
+        raise argparse.ArgumentTypeError(f"expected a protocol name such as mxnet-1600 (lower-case letters, digits, "
+                                         f"'.', '_', '-'), found {text!r}")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="accuracy_check", description=__doc__)
     p.add_argument("-c", "--config", required=True, type=Path,
@@ -59,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
                         "count are printed)")
     p.add_argument("-d", "--definitions", type=Path, help="dataset_definitions.yml (default: accuracy_configs/)")
     p.add_argument("--dataset", help="which dataset entry of the config to run (default: the first)")
+    p.add_argument("--protocol", type=_protocol,
+                   help="which protocol entry of the dataset to run; WIDER FACE, for RetinaFace: default, omz-640, "
+                        "original, mxnet-1600, multiscale-flip (see the model card; default: the dataset's first "
+                        "entry)")
     p.add_argument("--launcher", choices=["openvino", "onnxruntime"],
                    help="inference engine, one the config configures (default: the config's first)")
     p.add_argument("--precision", type=_precision,
@@ -111,7 +123,8 @@ def _check(args: argparse.Namespace) -> int:
 
     result = run(args, lambda line: print(line, flush=True))
     info = result.run
-    print(f"{result.model} {info.get('precision') or ''} on {result.dataset} ({result.images} images, "
+    protocol = f", protocol {info['protocol']}" if info.get("protocol", "default") != "default" else ""
+    print(f"{result.model} {info.get('precision') or ''} on {result.dataset}{protocol} ({result.images} images, "
           f"{result.launcher}, {info.get('wall_s', result.timings.get('total_s', 0)):.1f} s)")
     if info.get("model_file"):
         print(f"  model file: {info['model_file']}")

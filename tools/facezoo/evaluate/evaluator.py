@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .config import METRIC_DATASETS, AccuracyConfig, DatasetDefinition, DatasetSpec
+from .config import DEFAULT_PROTOCOL, METRIC_DATASETS, AccuracyConfig, DatasetDefinition, DatasetSpec
 from .errors import EvaluateError
 from .jobs import Executor, ModelRef, Progress
 from .launchers.base import Launcher
@@ -28,6 +28,8 @@ def evaluate(config: AccuracyConfig, spec: DatasetSpec, definition: DatasetDefin
     timings: dict[str, float] = {}
     meta = {"model": config.model, "dataset": definition.name, "adapter": adapter, "resize": spec.resize,
             "subsample_size": options.subsample_size}
+    if spec.protocol != DEFAULT_PROTOCOL:  # stored predictions of one protocol are not another's
+        meta["protocol"] = spec.protocol
     if "model" in model_hashes:  # unknown when only stored predictions are given
         meta["model_sha256"] = model_hashes["model"]
     began = time.perf_counter()

@@ -30,6 +30,7 @@ from .outputs import Output, Staging, check_outputs
 from .provenance import cpu, versions
 from .report import csv_text, json_text, load_plotting, write_html
 
+DYNAMIC_SUFFIX = "-dynamic"  # omz_converter's <name>-dynamic.xml/.onnx: the model with open height and width
 PRECISION = re.compile(r"FP(32|16)(-INT8)?")  # the converter's precision folder names
 DEFAULT_PRECISION = "FP32"
 
@@ -61,14 +62,32 @@ def find_model_file(models: Path, name: str, framework: str, precision: str) -> 
                         f"(looked for {', '.join(str(c) for c in candidates)})")
 
 
-def _dataset_spec(config: AccuracyConfig, wanted: str | None) -> DatasetSpec:
-    if not wanted:
-        return config.datasets[0]
-    matching = [d for d in config.datasets if d.name == wanted]
+def _dataset_spec(config: AccuracyConfig, wanted: str | None, protocol: str | None = None) -> DatasetSpec:
+    """The config's entry for --dataset (default: the first dataset) and --protocol (default: the
+    dataset's first entry, its default protocol)."""
+    name = wanted or config.datasets[0].name
+    matching = [d for d in config.datasets if d.name == name]
     if not matching:
         raise EvaluateError(f"--dataset {wanted}: not a dataset of {config.path} (it has: "
-                            f"{', '.join(d.name for d in config.datasets)})")
-    return matching[0]
+                            f"{', '.join(dict.fromkeys(d.name for d in config.datasets))})")
+    chosen = [d for d in matching if protocol in (None, d.protocol)]
+    if not chosen:
+        raise EvaluateError(f"--protocol {protocol}: not a protocol of {name} in {config.path} (it has: "
+                            f"{', '.join(d.protocol for d in matching)})")
+    return chosen[0]
+
+
+def _sized_model_file(model_file: Path, spec: DatasetSpec) -> Path:
+    """The model file a protocol runs: for one that scales each image (spec.scale_rule), the
+    converter's `<name>-dynamic` file beside the fixed-size one (unless given itself)."""
+    if spec.scale_rule is None or model_file.stem.endswith(DYNAMIC_SUFFIX):
+        return model_file
+    dynamic = model_file.with_name(model_file.stem + DYNAMIC_SUFFIX + model_file.suffix)
+    if not dynamic.exists() and not dynamic.is_symlink():
+        raise EvaluateError(f"{dynamic}: not found; --protocol {spec.protocol} feeds each image at its own size and "
+                            f"needs the model with open height and width (omz_converter writes it for models "
+                            f"with conversion.dynamic_input: true)")
+    return regular_input(dynamic, "dynamic-size model file", EvaluateError)
 
 
 def _launcher_spec(config: AccuracyConfig, wanted: str | None) -> LauncherSpec:
@@ -128,7 +147,7 @@ def _run_record(args: argparse.Namespace, config: AccuracyConfig, definitions_pa
         "device": args.target_device, "inference_precision": getattr(launcher, "inference_precision", None),
         "dataset": found.definition.name, "dataset_root": str(found.root.absolute()),
         "dataset_images": found.images, "dataset_pairs": found.pairs, "subsample_size": args.subsample_size,
-        "references": spec.name,
+        "references": spec.name, "protocol": spec.protocol,
         "config": str(Path(args.config).absolute()), "definitions": str(Path(definitions_path).absolute()),
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(), "cpu": cpu(),
@@ -143,7 +162,7 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
     config = load_accuracy_config(args.config)
     definitions_path = Path(args.definitions or default_definitions())
     definitions = load_definitions(definitions_path)
-    spec = _dataset_spec(config, args.dataset)
+    spec = _dataset_spec(config, args.dataset, args.protocol)
     if spec.name not in definitions:
         raise EvaluateError(f"dataset {spec.name!r} of {args.config} is not in the dataset definitions "
                             f"{definitions_path} ({', '.join(sorted(definitions))})")
@@ -169,8 +188,8 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
     hashes: dict[str, str] = {}
     inputs = [Path(args.config), definitions_path, *read_predictions]
     if args.models is not None:
-        model_file = find_model_file(args.models, config.model, chosen.framework,
-                                     args.precision or DEFAULT_PRECISION)
+        model_file = _sized_model_file(find_model_file(args.models, config.model, chosen.framework,
+                                                       args.precision or DEFAULT_PRECISION), spec)
         inputs.append(model_file)
         if model_file.suffix == ".xml":
             inputs.append(regular_input(model_file.with_suffix(".bin"), "IR weights (.bin beside the .xml)",
@@ -230,7 +249,8 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
         notify(f"the config's references were measured on {record['references']}, not on "
                f"{found.definition.name}: metrics are reported without a verdict")
         record["references"] = None
-    return _evaluate_and_write(args, Prepared(config, spec, found, chosen.adapter.options, launcher, aligner, hashes,
+    adapter = {**chosen.adapter.options, **spec.adapter}  # the protocol's options over the launcher's
+    return _evaluate_and_write(args, Prepared(config, spec, found, adapter, launcher, aligner, hashes,
                                               record, read_predictions, write_predictions, config_text, began))
 
 

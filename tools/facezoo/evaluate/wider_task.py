@@ -9,17 +9,41 @@ from typing import Any
 
 import numpy as np
 
-from .adapters.retinaface import Detections, RetinaFaceSettings, decode, rescale
+from .adapters.retinaface import (Detections, RetinaFaceSettings, candidates, decode, merge, rescale, unmirror,
+                                  unscale)
 from .boxes import xywh_to_corners
 from .config import DatasetDefinition, DatasetSpec, MetricSpec
 from .dataset_files import check_images_exist, checked_file, reading_stored, subsample, unknown_names
 from .datasets.wider import WiderGroundTruth, WiderImage, check_official_mat, load_official_mat, parse_bbx_gt
 from .errors import EvaluateError
-from .images import read_image, to_input
+from .images import BrokenImage, read_image, to_input
 from .jobs import Executor, Progress
 from .metrics.detection import PRCurve, average_precision, match_image, wider_official_curves
 from .predictions import load_predictions, save_detections, write_submission
 from .results import MetricResult, RunOptions, with_reference
+from .scaling import MAX_INPUT_PIXELS, ScaleRule, image_scales, scaled_size
+
+
+def _input_shape(shape: tuple[int, ...], spec: DatasetSpec) -> tuple[int, ...]:
+    """The network input the protocol feeds: the model's fixed one (which a resize step must
+    match), resize x resize for a model of open size, or the model's own (open) shape for a
+    protocol that scales each image (which needs a model of open size)."""
+    open_size = min(shape[2:]) < 1
+    where = f"protocol {spec.protocol} of {spec.name}"
+    if spec.scale_rule is not None:
+        if not open_size:
+            raise EvaluateError(f"{where} feeds each image at its own size ({spec.scale_rule.describe()}); the model "
+                                f"takes {shape[3]}x{shape[2]} only: use its <name>-dynamic file (omz_converter "
+                                f"writes it for models with conversion.dynamic_input)")
+        return shape
+    if open_size:
+        if not spec.resize:
+            raise EvaluateError(f"{where} has no resize step, and the model's input size is open: add "
+                                f"{{type: resize, size: N}} or use the fixed-size model")
+        return (*shape[:2], spec.resize, spec.resize)
+    if spec.resize and tuple(shape[2:]) != (spec.resize, spec.resize):
+        raise EvaluateError(f"the config resizes to {spec.resize}, the model takes {shape[3]}x{shape[2]}")
+    return shape
 
 
 def detection_metrics(specs: tuple[MetricSpec, ...], images: list[WiderImage], detections: dict[str, Detections],
@@ -99,6 +123,78 @@ class DetectJob:
         return rescale(det, size[0] / width, size[1] / height)
 
 
+@dataclass(frozen=True)
+class ScaledDetectJob:
+    """A key (WIDER image path, pass, mirrored) -> the image resized by that pass's scale of the
+    rule (cv2.resize by the factor, bilinear, as insightface), mirrored when asked -> the pass's
+    candidate faces in image pixels, before the per-image merge (`merge_passes`)."""
+
+    folder: Path
+    channels: int
+    max_image_pixels: int
+    rule: ScaleRule
+    settings: RetinaFaceSettings
+
+    def keys(self, paths: list[str]) -> list[tuple[str, int, bool]]:
+        """Every pass of every image, in insightface's order: scales, then unmirrored and mirrored."""
+        flips = (False, True) if self.rule.flip else (False,)
+        return [(p, k, f) for p in paths for k in range(max(1, len(self.rule.sizes))) for f in flips]
+
+    def load(self, key: tuple[str, int, bool]) -> tuple[np.ndarray, tuple[float, int, int]]:
+        path, k, flip = key
+        image = read_image(self.folder / path, gray=self.channels == 1, max_pixels=self.max_image_pixels)
+        scale = image_scales(self.rule, image.shape[0], image.shape[1])[k]
+        height, width = scaled_size(image.shape[0], image.shape[1], scale)
+        if height < 1 or width < 1 or height * width > MAX_INPUT_PIXELS:
+            raise BrokenImage(f"{self.folder / path}: {image.shape[1]}x{image.shape[0]} scaled by {scale:.4g} "
+                              f"({self.rule.describe()}) gives a {width}x{height} network input; expected 1 to "
+                              f"{MAX_INPUT_PIXELS:,} pixels")
+        if scale != 1.0:
+            import cv2
+            image = cv2.resize(image, None, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        if flip:
+            image = image[:, ::-1]
+        return to_input(image, (1, self.channels, *image.shape[:2])), (scale, image.shape[1], image.shape[0])
+
+    def preprocessing(self, key: tuple[str, int, bool]) -> tuple[Path, str]:
+        """The file `load(key)` reads, and all else its result depends on (the input cache's key)."""
+        return self.folder / key[0], (f"detect {self.rule.describe()} pass={key[1]} flip={key[2]} "
+                                      f"channels={self.channels} max_pixels={self.max_image_pixels}")
+
+    def post(self, key: tuple[str, int, bool], info, outputs: dict[str, np.ndarray]) -> Detections:
+        scale, width, height = info
+        found = candidates(outputs, (int(width), int(height)), self.settings)
+        return unscale(unmirror(found, int(width)) if key[2] else found, float(scale))
+
+
+def merge_passes(found: dict[tuple[str, int, bool], Detections], settings: RetinaFaceSettings
+                 ) -> dict[str, Detections]:
+    """Each image's faces from the candidates of all its passes (concatenated in pass order, then
+    NMS or box voting over them, as insightface merges its scales and flips)."""
+    by_image: dict[str, list[tuple[tuple[str, int, bool], Detections]]] = {}
+    for key, det in found.items():
+        by_image.setdefault(key[0], []).append((key, det))
+    out = {}
+    for path, parts in by_image.items():
+        parts.sort(key=lambda part: part[0])
+        out[path] = merge(Detections(np.concatenate([d.boxes for _, d in parts]),
+                                     np.concatenate([d.scores for _, d in parts]),
+                                     np.concatenate([d.landmarks for _, d in parts])), settings)
+    return out
+
+
+def _run_scaled(executor: Executor, folder: Path, rule: ScaleRule, settings: RetinaFaceSettings,
+                paths: list[str], options: RunOptions, progress: Progress | None
+                ) -> tuple[dict[str, Detections], list[tuple[str, str]]]:
+    """Every pass of every image through the executor, merged per image; an image any pass of
+    which is broken is left out and reported once."""
+    job = ScaledDetectJob(folder, executor.input.shape[1], options.max_image_pixels, rule, settings)
+    found, broken_keys = executor.run(job, job.keys(paths), options.skip_broken, progress)
+    broken = list({key[0]: (key[0], reason) for key, reason in broken_keys}.values())
+    gone = {path for path, _ in broken}
+    return merge_passes({k: v for k, v in found.items() if k[0] not in gone}, settings), broken
+
+
 def evaluate_wider(executor: Executor | None, adapter: dict[str, Any], spec: DatasetSpec,
                    definition: DatasetDefinition, options: RunOptions, meta: dict[str, Any],
                    progress: Progress | None, warnings: list[str], hashes: dict[str, str],
@@ -133,9 +229,7 @@ def evaluate_wider(executor: Executor | None, adapter: dict[str, Any], spec: Dat
         if executor is None:
             raise EvaluateError("no stored predictions and no model to run")
         check_images_exist(folder, [i.path for i in images])
-        shape = executor.input.shape
-        if spec.resize and tuple(shape[2:]) != (spec.resize, spec.resize):
-            raise EvaluateError(f"the config resizes to {spec.resize}, the model takes {shape[3]}x{shape[2]}")
+        shape = _input_shape(executor.input.shape, spec)
         settings = RetinaFaceSettings(**adapter)
         needed = [f"face_rpn_{kind}_stride{s}" for s in settings.strides
                   for kind in ("cls_prob_reshape", "bbox_pred", "landmark_pred")]
@@ -143,9 +237,13 @@ def evaluate_wider(executor: Executor | None, adapter: dict[str, Any], spec: Dat
         if absent:
             raise EvaluateError(f"the retinaface adapter needs output {absent[0]!r}, which the model lacks "
                                 f"(it has: {', '.join(executor.outputs)})")
-        job = DetectJob(folder, shape, options.max_image_pixels, settings)
         began = time.perf_counter()
-        detections, broken = executor.run(job, [i.path for i in images], options.skip_broken, progress)
+        if spec.scale_rule is not None:
+            detections, broken = _run_scaled(executor, folder, spec.scale_rule, settings, [i.path for i in images],
+                                             options, progress)
+        else:
+            job = DetectJob(folder, shape, options.max_image_pixels, settings)
+            detections, broken = executor.run(job, [i.path for i in images], options.skip_broken, progress)
         timings["inference_s"] = time.perf_counter() - began
         for path in options.stored_predictions:
             save_detections(path, detections, meta)

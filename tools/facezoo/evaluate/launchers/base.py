@@ -15,7 +15,7 @@ class InputInfo:
     """The network's single image input."""
 
     name: str
-    shape: tuple[int, ...]  # N, C, H, W
+    shape: tuple[int, ...]  # N, C, H, W; -1 where the model's size is open (a dynamic-size IR)
 
 
 class Launcher(Protocol):

@@ -35,7 +35,7 @@ class OnnxRuntimeLauncher:
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise EvaluateError(f"{path}: expected one image input, the model has {len(inputs)}")
-        self.input = InputInfo(inputs[0].name, tuple(int(d) for d in inputs[0].shape))
+        self.input = InputInfo(inputs[0].name, tuple(d if isinstance(d, int) else -1 for d in inputs[0].shape))
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.inference_precision = "f32"
         self.description = f"onnxruntime {ort.__version__} CPU"

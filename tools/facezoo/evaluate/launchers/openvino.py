@@ -68,7 +68,8 @@ class OpenVINOLauncher:
                                 f"{str(exc).strip().splitlines()[0]}") from None
         port = self.compiled.inputs[0]
         self.batch = batch
-        self.input = InputInfo(port.any_name, (1, *(int(d) for d in port.shape[1:])))
+        self.input = InputInfo(port.any_name, (1, *(d.get_length() if d.is_static else -1
+                                                     for d in list(port.partial_shape)[1:])))
         self.outputs = [o.any_name for o in self.compiled.outputs]
         if batch > 1:
             unbatched = [o.any_name for o in self.compiled.outputs if not len(o.shape) or int(o.shape[0]) != batch]
