@@ -141,8 +141,8 @@ def scheduler_case(id: str, expect: str, start, **extra) -> Case:
 
 
 SCHEDULERS = [
-    scheduler_case("scheduler-nothing-listens", r"--scheduler tcp://127\.0\.0\.1:\d+: no Dask scheduler answered within "
-                                                r"10 s", _free_port),
+    scheduler_case("scheduler-nothing-listens",
+                   r"--scheduler tcp://127\.0\.0\.1:\d+: no Dask scheduler answered within 10 s", _free_port),
     scheduler_case("scheduler-silent-peer", r"--scheduler tcp://127\.0\.0\.1:\d+: no Dask scheduler answered within "
                                             r"10 s \(a connection opened, no Dask handshake came\)", _server(None)),
     scheduler_case("scheduler-is-a-web-server", r"--scheduler tcp://127\.0\.0\.1:\d+: what answered there is not a "

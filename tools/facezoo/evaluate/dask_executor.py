@@ -12,8 +12,10 @@ written to the worker's local directory for the shard, removed after it).
 
 Threads. A worker compiles the model once (open_launcher's per-process cache) with
 INFERENCE_NUM_THREADS set to its share of its machine's cores (usable cores / worker processes
-on that host) and CPU pinning off, as pinned processes would land on the same cores; OpenCV gets
-one thread (decoding is parallel over images already, two at a time).
+on that host) and CPU pinning off, as pinned processes would land on the same cores. A local
+worker runs two shards at once on that one compiled model, so that one shard's images keep the
+engine busy while the other's last ones finish (a lone shard drains the engine at its end);
+decoding is the local executor's, in threads beside the engine's with one OpenCV thread each.
 
 Faults. A shard in flight on a worker that dies is run again elsewhere by the scheduler; a shard
 that kills workers three times (Dask's allowed failures) ends the run naming it. A shard failing
@@ -55,7 +57,8 @@ CONNECT_GRACE_S = 2  # beyond it, for a peer that accepted the connection and th
 NO_WORKERS_TIMEOUT_S = 60  # how long a run waits with no worker at all before giving up
 KILL_WATCH_S = 0.5  # on an interrupt, how long new local worker processes are looked for and killed
 POLL_S = 0.5  # how often the client looks at the live workers while shards run
-IN_FLIGHT_PER_WORKER = 2  # shards submitted per live worker (with --ship_images their bytes are in memory)
+SHARDS_PER_WORKER = 2  # shards a local worker runs at once: one fills the engine while the other drains
+QUEUED_PER_WORKER = 1  # shards waiting at each worker beyond those (with --ship_images their bytes are in memory)
 
 
 @dataclass(frozen=True)
@@ -169,9 +172,6 @@ def run_shard(task: ShardTask, keys: list[Any], images: dict[str, bytes | Evalua
                             f"{task.versions.get(k, '(none)')}: install the same versions everywhere")
     threads = task.threads.get(distributed.comm.get_address_host(worker.address)) or _usable_cores()
     local = Path(worker.local_directory)
-    import cv2
-
-    cv2.setNumThreads(1)
     ref = _worker_ref(task.ref, threads, task.shipped, local)
     job = replace(task.job, **{n: _worker_ref(getattr(task.job, n), threads, task.shipped, local)
                                for n in _model_refs(task.job)})
@@ -292,9 +292,9 @@ class Cluster:
         self.tracker = _quiet_resource_tracker()
         self._forget = on_interrupt(self._kill)
         dask.config.set({"temporary-directory": str(self.folder)})
-        self.local = distributed.LocalCluster(n_workers=self.settings.workers, threads_per_worker=1, processes=True,
-                                              dashboard_address=None, local_directory=str(self.folder),
-                                              silence_logs=logging.CRITICAL)
+        self.local = distributed.LocalCluster(n_workers=self.settings.workers, threads_per_worker=SHARDS_PER_WORKER,
+                                              processes=True, dashboard_address=None,
+                                              local_directory=str(self.folder), silence_logs=logging.CRITICAL)
         self.client = distributed.Client(self.local)
 
     def _connect(self) -> None:
@@ -441,10 +441,13 @@ class DaskExecutor:
                     task = replace(task, shipped=places)
                 self.notify(f"dask: {self.summary['workers']} workers on {self.settings.where()}, {len(todo)} of "
                             f"{len(shards)} shards of up to {self.settings.shard_size} to run")
+                ready = time.perf_counter()
                 for i, result in self._results(cluster, task, shards, todo, progress):
+                    self.summary.setdefault("first_shard_s", round(time.perf_counter() - ready, 3))
                     if store is not None:
                         store.save(i, shards[i], digests[i], *result)
                     done[i] = result
+                self.summary["shards_s"] = round(time.perf_counter() - ready, 3)
         results: dict[Any, Any] = {}
         broken: list[tuple[Any, str]] = []
         for i in range(len(shards)):
@@ -461,17 +464,18 @@ class DaskExecutor:
         alone_since: float | None = None
         seen: set[str] = set()
         while queue or pending:
-            workers = set(cluster.live_workers())
-            seen |= workers
-            self.summary["workers_lost"] = len(seen - workers)
+            workers = cluster.live_workers()
+            seen |= set(workers)
+            self.summary["workers_lost"] = len(seen - set(workers))
             live = len(workers)
+            slots = sum(w.get("nthreads", 1) + QUEUED_PER_WORKER for w in workers.values())
             if progress is not None and hasattr(progress, "set_postfix_str"):
                 progress.set_postfix_str(f"{live} workers", refresh=False)
             alone_since = None if live else (alone_since or time.monotonic())
             if alone_since is not None and time.monotonic() - alone_since > NO_WORKERS_TIMEOUT_S:
                 raise EvaluateError(f"{self.settings.where()}: no worker left for {NO_WORKERS_TIMEOUT_S} s, "
                                     f"{len(queue) + len(pending)} shards not done")
-            while queue and len(pending) < IN_FLIGHT_PER_WORKER * max(1, live):
+            while queue and len(pending) < max(1, slots):
                 i = queue.pop(0)
                 images = (_read_images(Path(task.shown_folder), getattr(task.job, "max_image_pixels", MAX_PIXELS),
                                        shards[i]) if self.settings.ship_images else None)
