@@ -169,6 +169,14 @@ CASES += [
          setup=_then(config(ORIGINAL), _fixed_only)),
     Case("protocol-dynamic-model-is-a-fifo", "accuracy", "accuracy_check", _run_local("--protocol", "original"),
          rf"{DETECTOR}-dynamic\.xml: .*regular file, found a FIFO", setup=_then(config(ORIGINAL), _fixed_with_dynamic_fifo)),
+    Case("protocol-scale-with-a-batch", "accuracy", "accuracy_check", run_wider("--protocol", "original", "--batch", "2"),
+         r"--batch 2: --protocol original feeds each image at its own size, and inputs of different sizes cannot "
+         r"share a request; use --batch 1", setup=config(ORIGINAL)),
+    Case("protocol-dynamic-model-with-a-batch", "accuracy", "accuracy_check",
+         _run_local("--batch", "2", model=lambda c: converted_root(DETECTOR) / "public" / DETECTOR / "FP32" /
+                    f"{DETECTOR}-dynamic.xml"),
+         rf"{DETECTOR}-dynamic\.xml: --batch 2: the model's input size is open \(a dynamic-size IR\), and a batch "
+         r"needs one size; use the fixed-size IR or --batch 1", setup=config()),
     Case("protocol-scale-beyond-the-input-limit", "accuracy", "accuracy_check", run_wider("--protocol", "big"),
          r"images/0--Parade/.*\.jpg: \d+x\d+ scaled by 16 \(scale 16\) gives a \d+x\d+ network input; expected 1 to "
          r"16,777,216 pixels", setup=config(BIG)),

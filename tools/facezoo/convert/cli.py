@@ -51,7 +51,10 @@ def _one(model: Model, args: argparse.Namespace, precisions: list[str], image, s
     tqdm.write(f"========== {model.name}: {'translating' if args.dry_run else 'converting'}", file=sys.stdout)
     if args.dry_run:
         _, report = build_onnx(model, args.download_dir, step)
-        return _report(model.name + " (dry run: nothing written)", report, []), True
+        text = _report(model.name + " (dry run: nothing written)", report, [])
+        if model.conversion.dynamic_input:
+            text += "\n  dynamic: the graph with open height and width builds too (dynamic_input)"
+        return text, True
     output_dir = args.output_dir or args.download_dir
     converted = convert_model(model, args.download_dir, output_dir, precisions, step)
     paths = [converted.onnx_path, *converted.ir_paths.values()]

@@ -211,6 +211,9 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
     check_cluster_run(args, bool(read_predictions), inputs + dataset_files, dataset_folders,
                       [o.path for o in outputs])
     batch = _batch(args, chosen.framework, found.definition.type)
+    if spec.scale_rule is not None and batch > 1:
+        raise EvaluateError(f"--batch {batch}: --protocol {spec.protocol} feeds each image at its own size, and inputs "
+                            f"of different sizes cannot share a request; use --batch 1")
     cache = None
     if args.cache_dir is not None and not read_predictions:
         if scaled_out(args):

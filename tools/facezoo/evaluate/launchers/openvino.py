@@ -152,6 +152,9 @@ def _prepared(ov: Any, model: Any, batch: int, xml: Path) -> Any:
     ones: images are 8-bit, and OpenVINO widens them exactly inside the graph, in its own threads
     (a float input is 4x the memory and a conversion per image in Python)."""
     port = model.inputs[0]
+    if batch > 1 and not all(d.is_static for d in list(port.get_partial_shape())[1:]):
+        raise EvaluateError(f"{xml}: --batch {batch}: the model's input size is open (a dynamic-size IR), and a "
+                            f"batch needs one size; use the fixed-size IR or --batch 1")
     if batch > 1:
         dims = port.get_partial_shape()
         try:
