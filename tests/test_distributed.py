@@ -262,3 +262,54 @@ def test_a_stored_shard_round_trips_and_a_stale_one_is_replaced(tmp_path):
     assert [p.name for p in tmp_path.glob("shard-*")] == [store.path(0, shard_digest("r", ["b.jpg"])).name]
     loaded, _ = store.load(0, ["b.jpg"], shard_digest("r", ["b.jpg"]))
     assert np.array_equal(loaded["b.jpg"].boxes, boxes["b.jpg"].boxes)
+
+
+def _on_a_stub_worker(monkeypatch, tmp_path):
+    """run_shard's view of a Dask worker: its address and local directory."""
+    from types import SimpleNamespace
+
+    import facezoo.evaluate.dask_executor as executor
+
+    worker = SimpleNamespace(address="tcp://127.0.0.1:40000", local_directory=str(tmp_path))
+    monkeypatch.setattr(executor.distributed, "get_worker", lambda: worker)
+    return executor
+
+
+def _task(executor, converted, **changes):
+    from dataclasses import replace
+
+    from facezoo.evaluate.adapters.retinaface import RetinaFaceSettings
+    from facezoo.evaluate.jobs import ModelRef
+    from facezoo.evaluate.wider_task import DetectJob
+
+    ref = ModelRef(converted / "public" / DETECTOR / "FP32" / f"{DETECTOR}.xml", "openvino")
+    job = DetectJob(shared_path("data", "wider_val_dev", "WIDER_val", "images"), (1, 3, 640, 640), 10**8,
+                    RetinaFaceSettings())
+    task = executor.ShardTask(ref, job, "images", False, {}, executor._own_versions())
+    return replace(task, **changes)
+
+
+def test_a_worker_with_other_versions_refuses_its_shard(converted, monkeypatch, tmp_path):
+    from facezoo.evaluate.errors import EvaluateError
+
+    executor = _on_a_stub_worker(monkeypatch, tmp_path)
+    task = _task(executor, converted, versions={**executor._own_versions(), "numpy": "0.0"})
+    with pytest.raises(EvaluateError, match=r"Dask worker tcp://127\.0\.0\.1:40000 has numpy [0-9.]+, this client "
+                                            r"0\.0: install the same versions everywhere"):
+        executor.run_shard(task, ["0--Parade/0_Parade_marchingband_1_465.jpg"], None)
+
+
+def test_a_worker_that_cannot_see_the_model_or_the_images_says_so(converted, monkeypatch, tmp_path):
+    from dataclasses import replace
+
+    from facezoo.evaluate.errors import EvaluateError
+
+    executor = _on_a_stub_worker(monkeypatch, tmp_path)
+    task = _task(executor, converted)
+    with pytest.raises(EvaluateError, match=r"model file not found on this Dask worker; .*or run with --ship_images"):
+        executor.run_shard(replace(task, ref=replace(task.ref, path=tmp_path / "elsewhere.xml")), ["a.jpg"], None)
+    unseen = replace(task, job=replace(task.job, folder=tmp_path / "not-mounted"))
+    with pytest.raises(EvaluateError, match=r"^images: image folder not found on Dask worker tcp://127\.0\.0\.1:40000"):
+        executor.run_shard(unseen, ["a.jpg"], None)
+    results, broken = executor.run_shard(task, ["0--Parade/0_Parade_marchingband_1_465.jpg"], None)
+    assert list(results) == ["0--Parade/0_Parade_marchingband_1_465.jpg"] and broken == []
