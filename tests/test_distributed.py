@@ -313,3 +313,29 @@ def test_a_worker_that_cannot_see_the_model_or_the_images_says_so(converted, mon
         executor.run_shard(unseen, ["a.jpg"], None)
     results, broken = executor.run_shard(task, ["0--Parade/0_Parade_marchingband_1_465.jpg"], None)
     assert list(results) == ["0--Parade/0_Parade_marchingband_1_465.jpg"] and broken == []
+
+
+def test_a_shard_whose_workers_keep_dying_ends_the_run_naming_it(converted):
+    """One shard of all 96 images on one worker, which is killed a second into each of its lives:
+    after Dask's allowed failures, one line names the shard."""
+    proc = subprocess.Popen(_command(*_wider(converted, "--workers", 1, "--shard_size", SUBSAMPLE)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    born: dict[int, float] = {}
+    try:
+        end = time.monotonic() + 240
+        while proc.poll() is None and time.monotonic() < end:
+            for worker in _workers(proc.pid):
+                if time.monotonic() - born.setdefault(worker, time.monotonic()) > 1.0:
+                    try:
+                        os.kill(worker, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            time.sleep(0.05)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, err
+    assert lines[0].startswith("accuracy_check: error: shard 0 (0--Parade/") and \
+        "every worker that ran it died (a Dask LocalCluster of 1 worker process; out of memory?)" in lines[0]

@@ -439,8 +439,9 @@ class DaskExecutor:
                     files, places, name = _shipped_models([self.ref] + [getattr(job, n) for n in _model_refs(job)])
                     cluster.ship(files, name)
                     task = replace(task, shipped=places)
-                self.notify(f"dask: {self.summary['workers']} workers on {self.settings.where()}, {len(todo)} of "
-                            f"{len(shards)} shards of up to {self.settings.shard_size} to run")
+                workers = self.summary["workers"]
+                self.notify(f"dask: {workers} worker{'s' if workers != 1 else ''} on {self.settings.where()}, "
+                            f"{len(todo)} of {len(shards)} shards of up to {self.settings.shard_size} to run")
                 ready = time.perf_counter()
                 for i, result in self._results(cluster, task, shards, todo, progress):
                     self.summary.setdefault("first_shard_s", round(time.perf_counter() - ready, 3))
