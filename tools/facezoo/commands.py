@@ -1,15 +1,23 @@
 """The console scripts' entry points. Each installs the signal handling first and only then imports
 its command (NumPy, ONNX and OpenVINO take a while to load), so a Ctrl-C or SIGTERM at any moment
-ends as the signal: one line, exit 130 or 143."""
+ends as the signal: one line, exit 130 or 143. The import itself runs with the signals held back
+(they are handled as soon as it ends): an interrupt raised inside a C extension's initialisation
+can leave it half made, and onnx's then crashed the process (about 1 run in 8 under load)."""
 from __future__ import annotations
 
 import importlib
 
 from facezoo.common.cli import run_command
+from facezoo.common.safeio import signals_deferred
 
 
 def _start(prog: str, module: str) -> None:
-    run_command(prog, lambda: importlib.import_module(module).main())
+    def main() -> int:
+        with signals_deferred():
+            command = importlib.import_module(module)
+        return command.main()
+
+    run_command(prog, main)
 
 
 def omz_downloader() -> None:
