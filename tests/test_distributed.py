@@ -38,8 +38,26 @@ def _command(*args) -> list[str]:
     return [sys.executable, "-m", "facezoo.evaluate.cli", "--no_progress", *map(str, args)]
 
 
+def _start(*args) -> subprocess.Popen:
+    return subprocess.Popen(_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[str, str]:
+    """The command's output; one that hangs is stopped with SIGABRT, which makes Python's fault
+    handler print every thread's stack, and fails the test with them."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate()
+        pytest.fail(f"no exit within {timeout} s: {' '.join(proc.args)}\n{err[-6000:]}")
+
+
 def _check(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(_command(*args), capture_output=True, text=True, timeout=300)
+    proc = _start(*args)
+    out, err = _finish(proc)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def _wider(converted, *more) -> list:
@@ -126,15 +144,14 @@ def _wait_for(condition, timeout: float = 120.0) -> None:
 def test_a_worker_killed_mid_run_costs_only_its_shards(converted, single_wider, tmp_path):
     single, _ = single_wider
     resume = tmp_path / "shards"  # finished shards show how far the run is
-    proc = subprocess.Popen(_command(*_wider(converted, "--workers", 2, "--shard_size", SHARD, "--resume", resume,
-                                             "--json_result", tmp_path / "r.json")),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _start(*_wider(converted, "--workers", 2, "--shard_size", SHARD, "--resume", resume, "--json_result",
+                          tmp_path / "r.json"))
     try:
         _wait_for(lambda: proc.poll() is not None or len(list(resume.glob("shard-*.npz"))) >= 2)
         workers = _workers(proc.pid)
         assert len(workers) == 2 and proc.poll() is None
         os.kill(workers[0], signal.SIGKILL)
-        out, err = proc.communicate(timeout=300)
+        _, err = _finish(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -151,11 +168,11 @@ def test_resume_after_an_interrupt_skips_finished_shards_and_gives_the_same_numb
     resume = tmp_path / "shards"
     args = _wider(converted, "--workers", 2, "--shard_size", SHARD, "--resume", resume, "--json_result",
                   tmp_path / "r.json")
-    proc = subprocess.Popen(_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _start(*args)
     try:
         _wait_for(lambda: proc.poll() is not None or len(list(resume.glob("shard-*.npz"))) >= 3)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        _, err = _finish(proc, 30)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -318,8 +335,7 @@ def test_a_worker_that_cannot_see_the_model_or_the_images_says_so(converted, mon
 def test_a_shard_whose_workers_keep_dying_ends_the_run_naming_it(converted):
     """One shard of all 96 images on one worker, which is killed a second into each of its lives:
     after Dask's allowed failures, one line names the shard."""
-    proc = subprocess.Popen(_command(*_wider(converted, "--workers", 1, "--shard_size", SUBSAMPLE)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _start(*_wider(converted, "--workers", 1, "--shard_size", SUBSAMPLE))
     born: dict[int, float] = {}
     try:
         end = time.monotonic() + 240
@@ -331,7 +347,7 @@ def test_a_shard_whose_workers_keep_dying_ends_the_run_naming_it(converted):
                     except ProcessLookupError:
                         pass
             time.sleep(0.05)
-        _, err = proc.communicate(timeout=30)
+        _, err = _finish(proc, 30)
     finally:
         if proc.poll() is None:
             proc.kill()
