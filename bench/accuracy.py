@@ -175,7 +175,7 @@ def wider(repeat: int, tmp: Path) -> bool:
 
 
 def batches(repeat: int, tmp: Path) -> bool:
-    from facezoo.evaluate.launchers.openvino import OpenVINOLauncher
+    from facezoo.evaluate.launchers.openvino import RECOGNITION_BATCH, OpenVINOLauncher
     from facezoo.evaluate.lfw_task import EmbedJob
     from facezoo.evaluate.pipeline import run_inference
 
@@ -183,29 +183,37 @@ def batches(repeat: int, tmp: Path) -> bool:
     keys = [(n, f) for n in names for f in (False, True)] * 5
     met = True
     print(f"LFW embedding, {len(keys)} inferences ({len(names)} faces and their mirror images, 5 times), "
-          f"best of {repeat}; images/s through accuracy_check's pipeline (bare inference)")
+          f"best of {repeat}: images per second through accuracy_check's pipeline (decode, inference, "
+          f"post-processing), and per CPU-second (the throughput the cores would give if this run had them "
+          f"alone); bare inference per CPU-second in brackets")
     for name in RECOGNISERS:
         xml = _prepare(tmp, name)
         launchers = {b: OpenVINOLauncher(xml, batch=b) for b in BATCHES}
         job = EmbedJob(LFW, launchers[1].input.shape, 64_000_000, None, None, None, launchers[1].outputs[0])
         blobs = [job.load(k)[0] for k in keys]
-        pipeline = {b: 0.0 for b in BATCHES}
+        wall = {b: 0.0 for b in BATCHES}
+        per_cpu = {b: 0.0 for b in BATCHES}
         bare = {b: 0.0 for b in BATCHES}
         embeddings = {}
         for _ in range(repeat):
             for b, launcher in launchers.items():
-                began = time.perf_counter()
+                cpu, began = _cpu(), time.perf_counter()
                 embeddings[b], _ = run_inference(launcher, job, keys, False)
-                pipeline[b] = max(pipeline[b], len(keys) / (time.perf_counter() - began))
-                wall, _, _ = _bare_on(launcher, blobs)
-                bare[b] = max(bare[b], len(keys) / wall)
+                wall[b] = max(wall[b], len(keys) / (time.perf_counter() - began))
+                per_cpu[b] = max(per_cpu[b], len(keys) / (_cpu() - cpu))
+                _, bare_cpu, _ = _bare_on(launcher, blobs)
+                bare[b] = max(bare[b], len(keys) / bare_cpu)
         differ = max(float(np.abs(embeddings[b][k] - embeddings[1][k]).max()) for b in BATCHES for k in keys)
-        best = max(BATCHES, key=lambda b: pipeline[b])
-        met &= pipeline[best] >= 2 * pipeline[1]
-        cells = "  ".join(f"{b}: {pipeline[b]:.0f} ({bare[b]:.0f})" for b in BATCHES)
-        print(f"  {name:30} {cells}")
-        print(f"  {'':30} best batch {best}: {pipeline[best] / pipeline[1]:.2f}x batch 1 (target 2), bare "
-              f"{bare[best] / bare[1]:.2f}x; largest embedding difference from batch 1 {differ:.1e}")
+        best = max(BATCHES, key=lambda b: per_cpu[b])
+        met &= per_cpu[best] >= 2 * per_cpu[1] and wall[best] >= 2 * wall[1]
+        print(f"  {name}")
+        print("    batch        " + "".join(f"{b:>16}" for b in BATCHES))
+        print("    images/s     " + "".join(f"{wall[b]:16.0f}" for b in BATCHES))
+        print("    per CPU-s    " + "".join(f"{per_cpu[b]:9.0f} ({bare[b]:4.0f})" for b in BATCHES))
+        print(f"    best per CPU-s: batch {best}, {per_cpu[best] / per_cpu[1]:.2f}x batch 1 (target 2; images/s "
+              f"{wall[best] / wall[1]:.2f}x, bare {bare[best] / bare[1]:.2f}x); at the default batch "
+              f"{RECOGNITION_BATCH}: {per_cpu[RECOGNITION_BATCH] / per_cpu[1]:.2f}x; largest embedding difference "
+              f"from batch 1 {differ:.1e}", flush=True)
     return met
 
 

@@ -99,8 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no_progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--batch", type=_batch,
                    help="images per inference request, 1 to 1024: OpenVINO reshapes the IR to it (a graph that "
-                        "fixes one image, like RetinaFace's, is refused); default 8 on face recognition datasets "
-                        "(the fastest measured, bench/accuracy.py), 1 on detection")
+                        "fixes one image, like RetinaFace's, is refused); default 4 on face recognition datasets "
+                        "(the most images per CPU-second measured by bench/accuracy.py), 1 on detection")
     p.add_argument("--cache_dir", type=Path,
                    help="keep each image's decoded, resized network input in this folder (made if missing) and "
                         "read it back memory-mapped on later runs, so another model or precision on the same "

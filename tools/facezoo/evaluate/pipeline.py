@@ -18,31 +18,52 @@ from .launchers.base import Launcher
 
 
 def prefetch(keys: Iterable[Any], load: Callable[[Any], Any], workers: int, ahead: int,
-             broken: list[tuple[Any, str]] | None) -> Iterator[tuple[Any, Any]]:
-    """(key, loaded) pairs in key order, loaded by `workers` threads at most `ahead` items early.
-    A BrokenImage is recorded in `broken` and skipped when `broken` is a list; raised otherwise."""
+             broken: list[tuple[Any, str]] | None, chunk: int = 1) -> Iterator[tuple[Any, Any]]:
+    """(key, loaded) pairs in key order, loaded by `workers` threads, `chunk` keys per task (one
+    hand-over per batch of small images instead of one per image), at most about `ahead` keys
+    early. A BrokenImage is recorded in `broken` and skipped when `broken` is a list; raised
+    otherwise."""
+    def load_chunk(part: list[Any]) -> list[tuple[Any, Any, BrokenImage | None]]:
+        done = []
+        for key in part:
+            try:
+                done.append((key, load(key), None))
+            except BrokenImage as exc:
+                done.append((key, None, exc))
+        return done
+
+    keys = iter(keys)
+
+    def next_chunk() -> list[Any]:
+        return [key for _, key in zip(range(chunk), keys)]
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
-        keys = iter(keys)
-        for key in keys:
-            pending.append((key, pool.submit(load, key)))
-            if len(pending) >= ahead:
+        for _ in range(max(1, -(-ahead // chunk))):
+            part = next_chunk()
+            if not part:
                 break
+            pending.append(pool.submit(load_chunk, part))
         while pending:
-            key, future = pending.popleft()
-            for next_key in keys:
-                pending.append((next_key, pool.submit(load, next_key)))
-                break
+            future = pending.popleft()
+            part = next_chunk()
+            if part:
+                pending.append(pool.submit(load_chunk, part))
             try:
-                loaded = future.result()
-            except BrokenImage as exc:
-                if broken is None:
-                    for _, f in pending:
+                done = future.result()
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+            for key, loaded, exc in done:
+                if exc is None:
+                    yield key, loaded
+                elif broken is None:
+                    for f in pending:
                         f.cancel()
-                    raise
-                broken.append((key, str(exc)))
-                continue
-            yield key, loaded
+                    raise exc
+                else:
+                    broken.append((key, str(exc)))
 
 
 def run_inference(launcher: Launcher, job: Job, keys: list[Any], skip_broken: bool,
@@ -76,8 +97,9 @@ def run_inference(launcher: Launcher, job: Job, keys: list[Any], skip_broken: bo
     # one decoding thread per core: OpenCV releases the GIL and runs single-threaded in each (see
     # images._decoder), and they wait once `ahead` inputs are ready, leaving the cores to inference
     workers = max(1, min(len(os.sched_getaffinity(0)), 8))
-    ahead = getattr(launcher, "batch", 1) * (getattr(launcher, "requests", 1) + 1) + workers
-    launcher.infer(blobs(prefetch(keys, job.load, workers=workers, ahead=ahead, broken=broken)), handle)
+    batch = getattr(launcher, "batch", 1)
+    ahead = batch * (getattr(launcher, "requests", 1) + 1 + workers)
+    launcher.infer(blobs(prefetch(keys, job.load, workers, ahead, broken, chunk=batch)), handle)
     if errors:
         raise errors[0]
     return results, broken or []
