@@ -113,3 +113,25 @@ def test_the_launcher_fills_batches_in_key_order(converted):
         for n in single.outputs:
             assert seen[3][key][n].shape == seen[1][key][n].shape
             assert np.abs(seen[3][key][n] - seen[1][key][n]).max() <= 1e-6
+
+
+@pytest.mark.parametrize("image_shape, input_shape", [
+    ((100, 80, 3), (1, 3, 64, 48)), ((100, 80), (1, 1, 64, 48)), ((100, 80, 3), (1, 1, 64, 48)),
+    ((100, 80, 3), (1, 3, 100, 80))])
+def test_inputs_are_the_resized_image_laid_out_channel_first(image_shape, input_shape):
+    import cv2
+
+    from facezoo.evaluate.images import to_blob, to_input
+
+    image = np.random.default_rng(1).integers(0, 256, image_shape, dtype=np.uint8)
+    for source in (image, image[:, ::-1]):  # a strided view too
+        want = source
+        if want.shape[:2] != input_shape[2:]:
+            want = cv2.resize(want, input_shape[:1:-1], interpolation=cv2.INTER_LINEAR)
+        if input_shape[1] == 1 and want.ndim == 3:
+            want = cv2.cvtColor(want, cv2.COLOR_BGR2GRAY)
+        if want.ndim == 2:
+            want = want[:, :, None]
+        got = to_input(source, input_shape)
+        assert got.dtype == np.uint8 and np.array_equal(got, want.transpose(2, 0, 1)[None])
+        assert to_blob(source, input_shape).dtype == np.float32 and np.array_equal(to_blob(source, input_shape), got)
