@@ -250,6 +250,7 @@ class InputCache:
                 "entries": entries, "bytes": size}
 
     def close(self) -> None:
+        """No more writes: the interrupt cleanup of its temporary files is unregistered."""
         self._forget()
 
 

@@ -309,6 +309,7 @@ def _evaluate_and_write(args: argparse.Namespace, p: Prepared) -> Evaluation:
         cache = getattr(p.launcher, "cache", None)
         if cache is not None:
             p.record["input_cache"] = cache.summary()
+            cache.close()
         p.record["wall_s"] = round(time.perf_counter() - p.began, 3)
         result.run = p.record
         if args.json_result:
