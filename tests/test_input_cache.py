@@ -255,3 +255,14 @@ def test_a_cache_folder_overlapping_the_dataset_is_refused(tmp_path):
     for path in (tmp_path / "images", tmp_path / "images" / "cache", tmp_path):
         with pytest.raises(EvaluateError, match="overlaps"):
             check_cache_dir(path, [tmp_path / "images"])
+
+
+def test_a_file_too_large_to_be_an_image_is_not_hashed(tmp_path, monkeypatch):
+    import facezoo.evaluate.cache as cache_module
+
+    folder, keys = _images(1)
+    monkeypatch.setattr(cache_module, "HASHED_MAX", (folder / keys[0]).stat().st_size - 1)
+    cache = InputCache(tmp_path)
+    blob, _ = CachedJob(_job(folder), cache).load(keys[0])
+    assert np.array_equal(blob, _job(folder).load(keys[0])[0])
+    assert (cache.counts.written, cache.counts.uncacheable) == (0, 1) and not _entries(tmp_path)

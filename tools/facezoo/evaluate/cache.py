@@ -31,6 +31,7 @@ from facezoo.common.cli import on_interrupt
 from facezoo.common.safeio import TEMP_PREFIX, file_kind, file_mode, sweep_stale_temps
 
 from .errors import EvaluateError
+from .images import BYTES_PER_PIXEL_LIMIT, MAX_PIXELS
 from .jobs import Job
 
 MAGIC = b"FZINPUT1"
@@ -39,6 +40,7 @@ SUFFIX = ".input"
 HEADER_MAX = 4096  # bytes of JSON header read at most
 ENTRY_MAX = 1 << 30  # bytes: a larger file in the folder is not an entry of ours
 ALIGN = 64
+HASHED_MAX = BYTES_PER_PIXEL_LIMIT * MAX_PIXELS + (1 << 20)  # image files hashed at most (read_image's limit)
 DTYPES = {"|u1": np.uint8, "<f4": np.float32}
 
 
@@ -255,15 +257,16 @@ class InputCache:
 
 
 def _file_sha256(path: Path) -> tuple[str, os.stat_result] | None:
-    """sha256 of a regular file's bytes and its stat; None for anything else (the job's own load
-    then reports it)."""
+    """sha256 of a regular file's bytes and its stat; None for anything else, or a file larger than
+    any image accuracy_check reads by default (the job's own load then reports it, or reads it
+    uncached)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
+        if not stat.S_ISREG(info.st_mode) or info.st_size > HASHED_MAX:
             return None
         try:
             return hashlib.file_digest(f, "sha256").hexdigest(), info
@@ -293,6 +296,7 @@ class CachedJob:
         path, description = source
         hashed = _file_sha256(path)
         if hashed is None:
+            self.cache.counts.add(uncacheable=1)
             return self.job.load(key)
         digest, before = hashed
         name = hashlib.sha256(f"{FORMAT}\0{_opencv()}\0{description}\0{digest}".encode()).hexdigest()
