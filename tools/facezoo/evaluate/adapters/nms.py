@@ -42,14 +42,20 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 Pairs = tuple[np.ndarray, np.ndarray]
 
 
-def _hits(b: np.ndarray, area: np.ndarray, i: np.ndarray, j: np.ndarray, threshold: float,
+def _hits(b: tuple[np.ndarray, ...], area: np.ndarray, i: np.ndarray, j: np.ndarray, threshold: float,
           one: float) -> np.ndarray:
-    """Whether boxes i and j overlap by more than the threshold (the reference test; broadcasts)."""
-    w = np.minimum(b[i, 2], b[j, 2]) - np.maximum(b[i, 0], b[j, 0]) + one
-    h = np.minimum(b[i, 3], b[j, 3]) - np.maximum(b[i, 1], b[j, 1]) + one
+    """Whether boxes i and j overlap by more than the threshold (the reference test; broadcasts).
+    b: the boxes' x1, y1, x2, y2 columns, each contiguous (indexing them is the fast path)."""
+    w = np.minimum(b[2][i], b[2][j]) - np.maximum(b[0][i], b[0][j]) + one
+    h = np.minimum(b[3][i], b[3][j]) - np.maximum(b[1][i], b[1][j]) + one
     inter = np.maximum(w, 0) * np.maximum(h, 0)
     union = area[i] + area[j] - inter
     return (inter > threshold * union) & (inter > 0)
+
+
+def _columns(b: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The x1, y1, x2, y2 columns of (N, 4) boxes, each contiguous."""
+    return tuple(np.ascontiguousarray(b[:, k]) for k in range(4))
 
 
 def _expand(rows: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Pairs:
@@ -95,10 +101,10 @@ def _plain_pairs(b: np.ndarray, area: np.ndarray, threshold: float, one: float, 
     order = np.argsort(b[:, 0], kind="stable")
     starts = np.arange(1, len(b) + 1)
     counts = np.maximum(np.searchsorted(b[order, 0], b[order, 2] + one, side="left"), starts) - starts
-    found = _Collector(limit)
+    found, columns = _Collector(limit), _columns(b)
     for row, stop in _chunks(counts):
         i, j = _expand(np.arange(row, stop), starts[row:stop], starts[row:stop] + counts[row:stop])
-        if not found.add(b, area, order[i], order[j], threshold, one):
+        if not found.add(columns, area, order[i], order[j], threshold, one):
             return None
     return found.pairs()
 
@@ -116,7 +122,9 @@ def _swept_pairs(b: np.ndarray, area: np.ndarray, threshold: float, one: float, 
     s = np.maximum(w, h)
     reach = (1 - threshold + SLACK) * s  # how far any coordinate of a partner of no larger s can be
     size_bin = np.floor(np.log2(area[usable]) / (-np.log2(threshold) * (1 + SLACK)))  # widened against rounding
-    found = _Collector(limit)
+    rank = np.empty(len(b), dtype=np.int64)
+    rank[np.argsort(s, kind="stable")] = np.arange(len(b))  # by s, then index
+    found, columns = _Collector(limit), _columns(b)
     for g in np.unique(size_bin):
         big, pool = usable[size_bin == g], usable[np.abs(size_bin - g) <= 1]
         r, x, y = reach[big], b[big, 0], b[big, 1]
@@ -145,9 +153,8 @@ def _swept_pairs(b: np.ndarray, area: np.ndarray, threshold: float, one: float, 
         hi = np.searchsorted(key, base + r[queries] + rounding, side="right")
         for start, stop in _chunks(np.maximum(hi - lo, 0)):
             i, j = _expand(queries[start:stop], lo[start:stop], hi[start:stop])
-            i, j = big[i], pool[j]
-            once = (s[j] < s[i]) | ((s[j] == s[i]) & (j < i))  # each pair from its box of larger s
-            if not found.add(b, area, i[once], j[once], threshold, one):
+            once = rank[pool][j] < rank[big][i]  # each pair from its box of larger s
+            if not found.add(columns, area, big[i[once]], pool[j[once]], threshold, one):
                 return None
     return found.pairs()
 
@@ -181,12 +188,13 @@ def _greedy(b: np.ndarray, threshold: float, plus_one: bool) -> np.ndarray:
     """Which boxes greedy NMS keeps, for boxes already in descending score order."""
     one = 1.0 if plus_one else 0.0
     area = (b[:, 2] - b[:, 0] + one) * (b[:, 3] - b[:, 1] + one)
+    columns = _columns(b)
     keep = np.zeros(len(b), dtype=bool)
     undecided = np.arange(len(b))
     sparse = True  # the sparse stage may still take over
     while len(undecided):
         block, rest = undecided[:BLOCK], undecided[BLOCK:]
-        within = np.triu(_hits(b, area, block[:, None], block[None, :], threshold, one), 1)
+        within = np.triu(_hits(columns, area, block[:, None], block[None, :], threshold, one), 1)
         kept = block[_fixed_point(len(block), *np.nonzero(within))]
         # the block keeps most of its boxes, or too many boxes are left to test all against the
         # block's: pairs instead of blocks, this block included
@@ -199,7 +207,7 @@ def _greedy(b: np.ndarray, threshold: float, plus_one: bool) -> np.ndarray:
             sparse = False
         keep[kept] = True
         if len(rest):
-            rest = rest[~_hits(b, area, kept[:, None], rest[None, :], threshold, one).any(axis=0)]
+            rest = rest[~_hits(columns, area, kept[:, None], rest[None, :], threshold, one).any(axis=0)]
         undecided = rest
     return keep
 
