@@ -121,8 +121,10 @@ class Located:
     folder: str
     shown: str
     refused: dict[str, EvaluateError]
+    started: Callable[[], None]  # called as the first image is asked for
 
     def load(self, key: Any) -> tuple[Any, Any]:
+        self.started()
         refusal = self.refused.get(key_path(key))
         if refusal is not None:
             raise type(refusal)(str(refusal))
@@ -133,6 +135,28 @@ class Located:
 
     def post(self, key: Any, info: Any, outputs: dict) -> Any:
         return self.job.post(key, info, outputs)
+
+
+# OpenVINO 2026.4 deadlocks (seen here, about one run in ten) when two threads create infer
+# requests on one compiled model at once. The launcher creates its requests before it asks for
+# the first image, so a shard holds this lock from its start until its first image is asked for:
+# the shards of a worker still overlap everywhere else.
+_CREATING_REQUESTS = threading.Lock()
+
+
+class _ReleaseOnce:
+    """Releases a held lock the first time it is called, from whichever thread."""
+
+    def __init__(self, lock: threading.Lock):
+        self.lock = lock
+        self.held = True
+        self.guard = threading.Lock()
+
+    def __call__(self) -> None:
+        with self.guard:
+            if self.held:
+                self.held = False
+                self.lock.release()
 
 
 def _usable_cores() -> int:
@@ -180,8 +204,7 @@ def run_shard(task: ShardTask, keys: list[Any], images: dict[str, bytes | Evalua
         if not Path(job.folder).is_dir():
             raise EvaluateError(f"{task.shown_folder}: image folder not found on Dask worker {worker.address} (as "
                                 f"{job.folder}); the workers need a shared filesystem, or run with --ship_images")
-        located = Located(job, str(job.folder), task.shown_folder, {})
-        return LocalExecutor(launcher).run(located, keys, task.skip_broken)
+        return _run_located(launcher, job, job.folder, task, keys, {})
     folder = Path(tempfile.mkdtemp(dir=local, prefix="facezoo-images-"))
     try:
         refused = {}
@@ -192,10 +215,21 @@ def run_shard(task: ShardTask, keys: list[Any], images: dict[str, bytes | Evalua
             target = folder / relative_path(path, "shipped image", "image path")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        located = Located(replace(job, folder=folder), str(folder), task.shown_folder, refused)
-        return LocalExecutor(launcher).run(located, keys, task.skip_broken)
+        return _run_located(launcher, replace(job, folder=folder), folder, task, keys, refused)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run_located(launcher: Launcher, job: Any, folder: Path, task: ShardTask, keys: list[Any],
+                 refused: dict[str, EvaluateError]) -> tuple[dict[Any, Any], list[tuple[Any, str]]]:
+    """The local executor on a shard, its requests created while no other shard creates its own."""
+    _CREATING_REQUESTS.acquire()
+    release = _ReleaseOnce(_CREATING_REQUESTS)
+    try:
+        located = Located(job, str(folder), task.shown_folder, refused, release)
+        return LocalExecutor(launcher).run(located, keys, task.skip_broken)
+    finally:
+        release()
 
 
 def _read_images(folder: Path, max_pixels: int, keys: list[Any]) -> dict[str, bytes | EvaluateError]:
