@@ -166,15 +166,15 @@ def _overlap(g: np.ndarray, face_area: np.ndarray | None, p: np.ndarray) -> np.n
     each other (face_area: _face_corners's areas, broadcast like g[..., 0])."""
     if face_area is None:  # the plain +1-pixel IoU
         return _pair_iou(p, g, 1.0)
-    x1 = np.maximum(g[..., 0], _to_int32(p[..., 0]))
-    y1 = np.maximum(g[..., 1], _to_int32(p[..., 1]))
-    x2 = np.minimum(g[..., 2], _to_int32(p[..., 2]))
-    y2 = np.minimum(g[..., 3], _to_int32(p[..., 3]))
-    w, h = _to_int32(x2 - x1 + 1), _to_int32(y2 - y1 + 1)
-    inter = _to_int32(w * h)
-    box_area = (p[..., 2] - p[..., 0] + 1) * (p[..., 3] - p[..., 1] + 1)
-    union = _to_int32(_to_int32(face_area + box_area) - inter)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # a non-finite prediction: NaN, quietly
+        x1 = np.maximum(g[..., 0], _to_int32(p[..., 0]))
+        y1 = np.maximum(g[..., 1], _to_int32(p[..., 1]))
+        x2 = np.minimum(g[..., 2], _to_int32(p[..., 2]))
+        y2 = np.minimum(g[..., 3], _to_int32(p[..., 3]))
+        w, h = _to_int32(x2 - x1 + 1), _to_int32(y2 - y1 + 1)
+        inter = _to_int32(w * h)
+        box_area = (p[..., 2] - p[..., 0] + 1) * (p[..., 3] - p[..., 1] + 1)
+        union = _to_int32(_to_int32(face_area + box_area) - inter)
         overlap = np.where(union != 0, _to_int32(inter / np.where(union != 0, union, 1)),
                            np.where(inter > 0, INT32.max, np.where(inter < 0, INT32.min, 0)))
     overlap[(w <= 0) | (h <= 0)] = 0
