@@ -36,7 +36,7 @@ PAIR_LIMIT = 1 << 24  # overlapping pairs the sparse stage may collect (else blo
 BLOCK = 32  # boxes decided together in the dense stage
 DENSE_WORK = 1 << 16  # pair tests of one dense round while the sparse stage may take over
 SLACK = 1e-6  # relative margin of the sweep's bounds over float rounding
-THIN = 1e-9  # boxes thinner than this times their coordinates' magnitude take the plain sweep
+THIN = 1e-8  # boxes thinner than this times their coordinates' magnitude take the plain sweep
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 Pairs = tuple[np.ndarray, np.ndarray]
