@@ -237,3 +237,15 @@ def test_pairwise_iou_is_iou_matrix_bit_for_bit():
     a, b = _boxes(rng, 50, spread=80), _boxes(rng, 30, spread=80)
     for one in (0.0, 1.0):
         assert np.array_equal(_pair_iou(a[:, None], b[None, :], one), iou_matrix(a, b, plus_one=bool(one)))
+
+
+@given(st.floats(-1e7, 1e7), st.lists(st.tuples(st.floats(0, 30), st.floats(0, 30), st.floats(1e-3, 40),
+                                                  st.floats(1e-3, 40), st.integers(0, 3)), max_size=30),
+       st.sampled_from([0.3, 0.5, 0.7]))
+def test_nms_far_from_the_origin(origin, rows, threshold):
+    """Boxes of any size far from the origin, where rounding eats into their sides: the sweep's
+    margins (or the plain sweep for the thinnest) still give the greedy loop's set."""
+    boxes = np.array([[origin + x, origin + y, origin + x + w, origin + y + h] for x, y, w, h, _ in rows])
+    scores = np.array([r[4] for r in rows], dtype=np.float64)
+    assert nms(boxes.reshape(-1, 4), scores, threshold).tolist() == _greedy_loop(boxes.reshape(-1, 4), scores,
+                                                                                threshold, False)
