@@ -23,6 +23,7 @@ on an image or the model raises that one error (its message names the image as a
 would), the other shards are cancelled."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -32,7 +33,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -400,6 +401,14 @@ class Cluster:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _dask_warnings_off() -> Iterator[None]:
+    """Dask's own warnings (large graphs, versions it compares itself) stay off stderr."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="distributed")
+        yield
+
+
 def _shipped_models(refs: list[ModelRef]) -> tuple[dict[str, bytes], dict[str, str], str]:
     """--ship_images: the files of each model (an IR's .xml and .bin), as paths under a worker's
     local dir named by their content's digest; and each model path's place there."""
@@ -464,8 +473,7 @@ class DaskExecutor:
         todo = [i for i in range(len(shards)) if i not in done]
         if todo:
             began = time.perf_counter()
-            with Cluster(self.settings) as cluster, warnings.catch_warnings():
-                warnings.filterwarnings("ignore", module="distributed")
+            with _dask_warnings_off(), Cluster(self.settings) as cluster:
                 self.summary["cluster_start_s"] = round(time.perf_counter() - began, 3)
                 self.summary["workers"] = len(cluster.live_workers())
                 task = ShardTask(self.ref, job, shown, skip_broken, cluster.thread_shares(), _own_versions())
