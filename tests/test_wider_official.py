@@ -41,3 +41,27 @@ def test_official_overlap_follows_matlab_int32_arithmetic():
     assert overlap.tolist() == [[1, 1]]
     plain = official_overlap(faces.astype(np.float64), box)
     assert plain[0, 1] > plain[0, 0]
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("1 2 3 4 0.5\n5 6 7 8 0.25\n", [[1, 2, 3, 4, 0.5], [5, 6, 7, 8, 0.25]]),
+    ("1 2 3 4 0.5 extra\r\n5\t6 7 8 0.25", [[1, 2, 3, 4, 0.5], [5, 6, 7, 8, 0.25]]),  # the slower path: first five
+    ("1 2 3 4 0.5\n5 6 7 8 0.25\nignored after the count\n", [[1, 2, 3, 4, 0.5], [5, 6, 7, 8, 0.25]]),
+])
+def test_submission_files_read_in_one_parse_or_line_by_line_alike(tmp_path, body, expected):
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "a.txt").write_text("a\n2\n" + body)
+    (tmp_path / "e" / "b.txt").write_text("b\n1\n9 9 9 9 1\n")
+    [(boxes, scores), (boxes_b, _)], missing = read_submission(tmp_path, ["e/a.jpg", "e/b.jpg"])
+    assert np.array_equal(np.column_stack([boxes, scores]), expected) and np.array_equal(boxes_b, [[9, 9, 9, 9]])
+
+
+@pytest.mark.parametrize("body", ["1 2 3 4\n5 6 7 8 0.25\n", "1 2 3 4 nan\n5 6 7 8 0.25\n", "1 2 3 4 0.5\n",
+                                  "1 2 3 4 x\n5 6 7 8 0.25\n", "1 2 3 4 0.5\n\n"])
+def test_a_bad_submission_line_names_its_file(tmp_path, body):
+    from facezoo.evaluate.errors import EvaluateError
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "ok.txt").write_text("ok\n1\n9 9 9 9 1\n")
+    (tmp_path / "e" / "a.txt").write_text("a\n2\n" + body)
+    with pytest.raises(EvaluateError, match=r"e/a\.txt: expected the image name, a count"):
+        read_submission(tmp_path, ["e/ok.jpg", "e/a.jpg"])
