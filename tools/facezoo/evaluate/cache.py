@@ -118,7 +118,7 @@ class Counts:
     damaged: int = 0  # damaged or foreign entries found (recomputed and replaced)
     not_written: int = 0  # entries that could not be written (e.g. the disk is full)
     write_error: str = ""
-    uncacheable: int = 0  # keys whose job cannot describe their preprocessing
+    uncacheable: int = 0  # inputs not cached: no preprocessing description, file not hashed, info not JSON
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **deltas: int) -> None:
