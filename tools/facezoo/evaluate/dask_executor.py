@@ -138,10 +138,14 @@ class Located:
         return self.job.post(key, info, outputs)
 
 
-# OpenVINO 2026.4 deadlocks (seen here, about one run in ten) when two threads create infer
-# requests on one compiled model at once. The launcher creates its requests before it asks for
-# the first image, so a shard holds this lock from its start until its first image is asked for:
-# the shards of a worker still overlap everywhere else.
+# Two threads of a worker must not be the first to call into OpenVINO's Python bindings at once:
+# seen here (about one run in ten), one thread inside a C++ static initialisation of the bindings
+# waits for the GIL while the other holds the GIL and waits for that initialisation. So a worker
+# runs its first shard alone (every binding it uses is then initialised), and later shards create
+# their infer requests one at a time (the launcher creates them before it asks for the first
+# image; the deadlock was first seen there) and overlap everywhere else.
+_FIRST_SHARD = threading.Lock()
+_FIRST_SHARD_DONE = threading.Event()
 _CREATING_REQUESTS = threading.Lock()
 
 
@@ -223,7 +227,16 @@ def run_shard(task: ShardTask, keys: list[Any], images: dict[str, bytes | Evalua
 
 def _run_located(launcher: Launcher, job: Any, folder: Path, task: ShardTask, keys: list[Any],
                  refused: dict[str, EvaluateError]) -> tuple[dict[Any, Any], list[tuple[Any, str]]]:
-    """The local executor on a shard, its requests created while no other shard creates its own."""
+    """The local executor on a shard: alone if it is the worker's first, otherwise with its
+    requests created while no other shard creates its own."""
+    if not _FIRST_SHARD_DONE.is_set():
+        with _FIRST_SHARD:
+            if not _FIRST_SHARD_DONE.is_set():
+                try:
+                    located = Located(job, str(folder), task.shown_folder, refused, lambda: None)
+                    return LocalExecutor(launcher).run(located, keys, task.skip_broken)
+                finally:
+                    _FIRST_SHARD_DONE.set()
     _CREATING_REQUESTS.acquire()
     release = _ReleaseOnce(_CREATING_REQUESTS)
     try:
