@@ -169,10 +169,10 @@ def wider(repeat: int, tmp: Path) -> bool:
               f"{executor[2]:.2f}) | {run:.2f}, {run / floor:.3f} ({run / shared:.3f}) | {cold:.2f} | {warm:.2f}, "
               f"{warm / bare:.3f} | {_load()}", flush=True)
     # rounds whose bare inference did not get the cores (others' jobs) have an inflated floor
-    quiet = [r for r in rounds if r[3] / r[2] >= QUIET * cores] or rounds
-    print(f"  {len(quiet)} of {len(rounds)} rounds had bare inference keep {QUIET:.0%} of the cores busy; "
-          f"the figures below are theirs")
-    rounds = quiet
+    quiet = [r for r in rounds if r[3] / r[2] >= QUIET * cores]
+    print(f"  {len(quiet)} of {len(rounds)} rounds had bare inference keep {QUIET:.0%} of the cores busy; the figures "
+          f"below are {'theirs' if quiet else 'of all rounds, every one contended'}")
+    rounds = quiet or rounds
     ratio, warm_ratio, bare, bare_cpu, floor, run, cold, warm, command, warm_command, _ = min(rounds)
     print(f"  best round: bare inference {bare:.2f} s ({n / bare:.1f} img/s, {bare_cpu:.2f} CPU s); floor {floor:.2f} s "
           f"(CPU {bare_cpu + other_cpu:.2f} s over {cores} cores = {(bare_cpu + other_cpu) / cores:.2f} s)")
