@@ -174,8 +174,9 @@ def wider(repeat: int, tmp: Path) -> bool:
           f"below are {'theirs' if quiet else 'of all rounds, every one contended'}")
     rounds = quiet or rounds
     ratio, warm_ratio, bare, bare_cpu, floor, run, cold, warm, command, warm_command, _ = min(rounds)
-    print(f"  best round: bare inference {bare:.2f} s ({n / bare:.1f} img/s, {bare_cpu:.2f} CPU s); floor {floor:.2f} s "
-          f"(CPU {bare_cpu + other_cpu:.2f} s over {cores} cores = {(bare_cpu + other_cpu) / cores:.2f} s)")
+    print(f"  best round: bare inference {bare:.2f} s ({n / bare:.1f} img/s, {bare_cpu:.2f} CPU s); "
+          f"floor {floor:.2f} s (CPU {bare_cpu + other_cpu:.2f} s over {cores} cores = "
+          f"{(bare_cpu + other_cpu) / cores:.2f} s)")
     print(f"  accuracy_check run {run:.2f} s = {ratio:.3f}x floor (target 1.05), {run / bare:.2f}x bare; "
           f"median over rounds {sorted(r[0] for r in rounds)[len(rounds) // 2]:.3f}x")
     print(f"  --cache_dir: empty folder {cold:.2f} s ({cold / floor:.3f}x floor), filled {warm:.2f} s = "

@@ -34,7 +34,8 @@ def _made(rel: str, kind):
 
 # (id, --cache_dir, what the folder's path holds first, the message, more flags)
 FOLDERS = [
-    ("a-regular-file", "out/cache", _file("out/cache"), r"out/cache: --cache_dir must be a folder, found a regular file"),
+    ("a-regular-file", "out/cache", _file("out/cache"),
+     r"out/cache: --cache_dir must be a folder, found a regular file"),
     ("a-fifo", "out/cache", _made("out/cache", fifo), r"out/cache: --cache_dir must be a folder, found a FIFO"),
     ("a-device", "out/cache", _made("out/cache", device), r"out/cache: --cache_dir must be a folder, found a device"),
     ("a-link-to-a-fifo", "out/cache", lambda ctx: (fifo(ctx, "out/pipe"), _link("out/cache", "out/pipe")(ctx)),
@@ -44,10 +45,12 @@ FOLDERS = [
     ("a-dangling-link", "out/cache", _link("out/cache", "out/nowhere"), r"out/cache: --cache_dir cannot be written"),
     ("under-a-regular-file", "out/file/cache", _file("out/file"),
      r"out/file/cache: --cache_dir cannot be used \(Not a directory\)"),
-    ("the-image-folder", WIDER_IMAGES, None, r"--cache_dir overlaps .*WIDER_val/images, which this run reads or writes"),
+    ("the-image-folder", WIDER_IMAGES, None,
+     r"--cache_dir overlaps .*WIDER_val/images, which this run reads or writes"),
     ("inside-the-image-folder", f"{WIDER_IMAGES}/0--Parade", None, r"--cache_dir overlaps .*WIDER_val/images"),
     ("the-ground-truth-folder", "data/ground_truth", None, r"--cache_dir overlaps .*ground_truth"),
-    ("the-case-folder-holding-the-config", ".", None, r"\.: --cache_dir overlaps .*config\.yml, which this run reads or writes"),
+    ("the-case-folder-holding-the-config", ".", None,
+     r"\.: --cache_dir overlaps .*config\.yml, which this run reads or writes"),
     ("the-report-folder", "out/report", None, r"out/report: --cache_dir overlaps out/report",
      ("--report", "out/report")),
     ("the-folder-of-the-json-result", "out/r", None, r"out/r: --cache_dir overlaps out/r/r\.json",

@@ -117,5 +117,6 @@ class LocalExecutor:
 
     def run(self, job: Job, keys: list[Any], skip_broken: bool,
             progress: Progress | None = None) -> tuple[dict[Any, Any], list[tuple[Any, str]]]:
-        return run_inference(self.launcher, CachedJob(job, self.cache) if self.cache is not None else job, keys, skip_broken,
-                             progress)
+        if self.cache is not None:
+            job = CachedJob(job, self.cache)
+        return run_inference(self.launcher, job, keys, skip_broken, progress)
