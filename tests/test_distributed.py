@@ -39,19 +39,31 @@ def _command(*args) -> list[str]:
 
 
 def _start(*args) -> subprocess.Popen:
+    """The command in a process group of its own (with its local workers)."""
     return subprocess.Popen(_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1"}, start_new_session=True)
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[str, str]:
-    """The command's output; one that hangs is stopped with SIGABRT, which makes Python's fault
-    handler print every thread's stack, and fails the test with them."""
+    """The command's output. One that hangs is stopped with SIGABRT, which makes Python's fault
+    handler print every thread's stack (its workers' too), and fails the test with them; then its
+    whole process group is killed, so no worker outlives the test holding its pipes."""
     try:
         return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGABRT)
-        _, err = proc.communicate()
-        pytest.fail(f"no exit within {timeout} s: {' '.join(proc.args)}\n{err[-6000:]}")
+        os.killpg(proc.pid, signal.SIGABRT)
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+        pytest.fail(f"no exit within {timeout} s: {' '.join(proc.args)}\n{err[-8000:]}")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
 
 
 def _check(*args) -> subprocess.CompletedProcess:
@@ -153,8 +165,7 @@ def test_a_worker_killed_mid_run_costs_only_its_shards(converted, single_wider, 
         os.kill(workers[0], signal.SIGKILL)
         _, err = _finish(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        _kill_group(proc)
     assert proc.returncode in (0, 1) and "Traceback" not in err, err
     result = _result(tmp_path / "r.json")
     assert result["metrics"] == single["metrics"]
@@ -174,8 +185,7 @@ def test_resume_after_an_interrupt_skips_finished_shards_and_gives_the_same_numb
         proc.send_signal(signal.SIGINT)
         _, err = _finish(proc, 30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        _kill_group(proc)
     assert proc.returncode == 130 and "interrupted by SIGINT" in err and "Traceback" not in err, err
     assert not (tmp_path / "r.json").exists()
     kept = {p: p.stat().st_mtime_ns for p in resume.glob("shard-*.npz")}
@@ -349,8 +359,7 @@ def test_a_shard_whose_workers_keep_dying_ends_the_run_naming_it(converted):
             time.sleep(0.05)
         _, err = _finish(proc, 30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        _kill_group(proc)
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1, err
     assert lines[0].startswith("accuracy_check: error: shard 0 (0--Parade/") and \
