@@ -351,3 +351,25 @@ def test_the_bundled_subset_is_still_wider_val_dev_when_a_config_names_the_full_
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "dataset wider_val_dev: 200 images" in proc.stdout and "measured on wider, not on wider_val_dev" in proc.stdout
     assert "OUT OF RANGE" not in proc.stdout and "(no reference)" in proc.stdout
+
+
+def test_detector_alignment_runs_the_aligner_from_the_decoding_threads(converted, tmp_path):
+    """alignment: detector: every face found by the registry detector (--aligner_model) in the
+    decoding threads, which take turns on it, then aligned and embedded."""
+    import cv2
+    aligned = shared_path("data", "lfw", "lfw_aligned_100pair")
+    for source in aligned.glob("*/*.jpg"):  # each crop in the middle of a 250x250 frame, as raw LFW
+        face = cv2.imread(str(source))
+        frame = cv2.copyMakeBorder(face, 75, 75, 75, 75, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+        (tmp_path / "lfw" / "framed" / source.parent.name).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / "lfw" / "framed" / source.parent.name / source.name), frame)
+    definitions = tmp_path / "definitions.yml"
+    definitions.write_text("datasets:\n  - name: lfw_aligned_100pair\n    type: lfw\n    images: framed\n"
+                           "    generate_pairs_folds: 10\n    alignment: detector\n")
+    detector = converted / "public" / "retinaface-mnet025-v1" / "FP32" / "retinaface-mnet025-v1.xml"
+    proc = _accuracy_check("-c", MODELS / "mobileface-identification-v1" / "accuracy-check.yml", "-m", converted,
+                           "-s", tmp_path / "lfw", "-d", definitions, "--aligner_model", detector,
+                           "--subsample_size", 40, "--json_result", tmp_path / "r.json")
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    accuracy = json.loads((tmp_path / "r.json").read_text())["metrics"][0]
+    assert accuracy["pairs"] == 40 and 0.5 <= accuracy["value"] <= 1

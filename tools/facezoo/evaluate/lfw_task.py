@@ -4,6 +4,7 @@ TAR@FAR under the metric's protocol (facezoo, insightface or omz_subsets)."""
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,12 +239,18 @@ def _metric(m, adapter: dict[str, Any], pairs: Pairs, usable: np.ndarray, raw: d
     return with_reference(m, result.tar_at_far, far=m.far, pairs=count), roc
 
 
+# The decoding threads align faces concurrently; OpenVINO 2026.4's bindings deadlock about one run
+# in ten when two threads create infer requests on one compiled model at once, so they take turns.
+_detecting = threading.Lock()
+
+
 def detect_landmarks(detector: Launcher, image: np.ndarray, path: str) -> np.ndarray:
     """Five landmarks of the most confident face the detector finds (for LFW alignment)."""
     shape = detector.input.shape
     found: list[Detections] = []
-    detector.infer([(path, to_input(image, shape))],
-                   lambda _, outputs: found.append(decode(outputs, (shape[3], shape[2]))))
+    blob = to_input(image, shape)
+    with _detecting:
+        detector.infer([(path, blob)], lambda _, outputs: found.append(decode(outputs, (shape[3], shape[2]))))
     det = rescale(found[0], image.shape[1] / shape[3], image.shape[0] / shape[2])
     if not len(det.scores):
         raise EvaluateError(f"{path}: the aligning detector found no face")
