@@ -15,6 +15,7 @@ import numpy as np
 from cases_accuracy_inputs import LFW_CONFIG, PAIRS, device, directory, fifo, run_lfw
 from conftest import shared_path
 from harness import Case
+from models import converted_root
 
 PACK = "omz_data_converter"
 FACES = ("data", "lfw", "lfw_aligned_100pair")
@@ -243,3 +244,14 @@ DEFINITIONS = [
 CASES += [Case(f"bin-definitions-{name}", "accuracy", "accuracy_check", run_lfw(), rf"defs\.yml:\d+: .*{expect}",
                setup=bin_setup(defs=f"datasets:\n  - {entry}\n"))
           for name, entry, expect in DEFINITIONS]
+
+# --- a .bin, or a detector that aligns, cannot be shipped shard by shard to a cluster's workers ---
+CASES += [
+    Case("bin-ship-images", "accuracy", "accuracy_check", run_lfw("--workers", "1", "--ship_images"),
+         r"--ship_images: faces is one \.bin file, which every shard would need whole", setup=bin_setup()),
+    Case("aligner-ship-images", "accuracy", "accuracy_check",
+         lambda c: run_lfw("--workers", "1", "--ship_images", "--aligner_model",
+                           converted_root("retinaface-mnet025-v1") / "public" / "retinaface-mnet025-v1" / "FP32"
+                           / "retinaface-mnet025-v1.xml")(c),
+         r"--ship_images ships the model and the images, not --aligner_model's detector", setup=bin_setup()),
+]

@@ -210,6 +210,12 @@ def run(args: argparse.Namespace, notify: Callable[[str], None] = print) -> Eval
     check_outputs(outputs, inputs + dataset_files, dataset_folders)
     check_cluster_run(args, bool(read_predictions), inputs + dataset_files, dataset_folders,
                       [o.path for o in outputs])
+    if args.ship_images and args.aligner_model:
+        raise EvaluateError("--ship_images ships the model and the images, not --aligner_model's detector; align the "
+                            "faces first, or share the detector's folder with the workers and drop --ship_images")
+    if args.ship_images and found.definition.bin:
+        raise EvaluateError(f"--ship_images: {found.definition.name} is one .bin file, which every shard would need "
+                            f"whole; put it on a filesystem the workers share and drop --ship_images")
     batch = _batch(args, chosen.framework, found.definition.type)
     if spec.scale_rule is not None and batch > 1:
         raise EvaluateError(f"--batch {batch}: --protocol {spec.protocol} feeds each image at its own size, and inputs "
