@@ -14,8 +14,8 @@ from .base import Handler, InputInfo
 
 VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")  # take a list of real devices after a colon
 # accuracy_check's default --batch on face recognition datasets: of 1 to 32, the most faces per
-# CPU-second through its pipeline for the MobileFace recognisers on the LFW faces (best or within 4%
-# of the best for all three; bench/accuracy.py --part batch)
+# CPU-second through its pipeline for the MobileFace recognisers on the LFW faces (the best or within
+# 0.3% of it for V1 and V3, 6% under V2's best at 2; bench/accuracy.py --part batch)
 RECOGNITION_BATCH = 4
 
 
