@@ -20,7 +20,7 @@ metrics must equal the single process's (asserted).
 
 The machine's cores are shared with other jobs: the load average is printed before and after.
 
-Run: python bench/distributed.py [--repeat 3] [--shard_size 16]
+Run: python bench/distributed.py [--repeat 3] [--shard_size 16] [--protocol mxnet-1600] [--runs LABELS]
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def _prepare(work: Path) -> Path:
 
 def _run(models: Path, out: Path, more: tuple[str, ...], shard_size: int) -> tuple[float, dict]:
     """(the command's wall, its JSON result)."""
-    sharding = ("--shard_size", str(shard_size)) if more else ()
+    sharding = ("--shard_size", str(shard_size)) if "--workers" in more else ()
     command = [sys.executable, "-m", "facezoo.evaluate.cli", "-c", str(CONFIG), "-m", str(models), "-s", str(WIDER),
                "--no_progress", "--json_result", str(out), *more, *sharding]
     began = time.perf_counter()
@@ -93,7 +93,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each configuration; the best wall is kept")
     parser.add_argument("--shard_size", type=int, default=16, help="images per shard for the Dask runs")
+    parser.add_argument("--protocol", help="a WIDER protocol of the model's config (e.g. original, mxnet-1600): a "
+                                           "longer run, over which the cluster's fixed cost spreads")
+    parser.add_argument("--runs", default=None, help="comma list of configurations to run (default: all), e.g. "
+                                                     "'single process,--workers 2'")
     args = parser.parse_args()
+    runs = [(label, more + (("--protocol", args.protocol) if args.protocol else ()))
+            for label, more in RUNS if args.runs is None or label in args.runs.split(",")]
+    if not runs or runs[0][0] != "single process":
+        parser.error("--runs must include 'single process' (every figure is against it)")
     from machine import machine_line
 
     print(machine_line(), flush=True)
@@ -111,7 +119,7 @@ def main() -> int:
         work = Path(tmp)
         models = _prepare(work)
         for r in range(args.repeat):
-            for label, more in RUNS:
+            for label, more in runs:
                 wall, result = _run(models, work / "r.json", more, args.shard_size)
                 if label in best:
                     assert result["metrics"] == best[label][1]["metrics"], f"{label}: run {r} gave other numbers"
@@ -123,13 +131,14 @@ def main() -> int:
     single_rate = images / single["timings"]["inference_s"]
     assert all(result["metrics"] == single["metrics"] for _, result in best.values()), "the numbers differ"
     values = ", ".join(f"{m['name']} {m['value']:.4f}" for m in single["metrics"])
-    print(f"\n{images} images, shards of {args.shard_size}; every configuration's metrics equal the single "
+    protocol = f", protocol {args.protocol}" if args.protocol else ""
+    print(f"\n{images} images{protocol}, shards of {args.shard_size}; every configuration's metrics equal the single "
           f"process's: yes ({values})")
     print(f"best of {args.repeat}; load average after: {_load()}\n")
     print("| configuration | wall s | run s | cluster start s | first shard s | shards s | overhead (wall) "
           "| shards img/s vs single |")
     print("|---|---|---|---|---|---|---|---|")
-    for label, _ in RUNS:
+    for label, _ in runs:
         wall, result = best[label]
         run = result["timings"]["total_s"]
         scale = result["run"].get("scale_out")
@@ -140,6 +149,8 @@ def main() -> int:
         print(f"| {label} | {wall:.2f} | {run:.2f} | {scale['cluster_start_s']:.2f} | {scale['first_shard_s']:.2f} | "
               f"{scale['shards_s']:.2f} | {100 * (wall / single_wall - 1):+.1f}% | {rate:.1f} img/s "
               f"({100 * (rate / single_rate - 1):+.1f}%) |")
+    if "--workers 2" not in best:
+        return 0
     two = best["--workers 2"][1]["run"]["scale_out"]
     worker_s = two["shards_s"] * two["workers"] / images
     print(f"\nper image: {1000 * worker_s:.1f} worker-ms (2 workers x 1 thread, first compile included), "
