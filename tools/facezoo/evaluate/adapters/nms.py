@@ -173,8 +173,9 @@ def overlapping_pairs(boxes: np.ndarray, threshold: float, plus_one: bool) -> Pa
     return _pairs(boxes, threshold, plus_one, None)
 
 
-def _fixed_point(n: int, stronger: np.ndarray, weaker: np.ndarray) -> np.ndarray:
-    """keep[i] = not any(keep[j] for each pair (j stronger, i weaker)), over boxes 0..n-1."""
+def greedy_survivors(n: int, stronger: np.ndarray, weaker: np.ndarray) -> np.ndarray:
+    """keep[i] = not any(keep[j] for each pair (j stronger, i weaker)), over boxes 0..n-1: greedy
+    suppression's survivors as a fixed point (each round settles at least the next undecided box)."""
     keep = np.ones(n, dtype=bool)
     while True:
         suppressed = np.zeros(n, dtype=bool)
@@ -195,14 +196,14 @@ def _greedy(b: np.ndarray, threshold: float, plus_one: bool) -> np.ndarray:
     while len(undecided):
         block, rest = undecided[:BLOCK], undecided[BLOCK:]
         within = np.triu(_hits(columns, area, block[:, None], block[None, :], threshold, one), 1)
-        kept = block[_fixed_point(len(block), *np.nonzero(within))]
+        kept = block[greedy_survivors(len(block), *np.nonzero(within))]
         # the block keeps most of its boxes, or too many boxes are left to test all against the
         # block's: pairs instead of blocks, this block included
         if sparse and len(rest) and (2 * len(kept) > len(block) or len(kept) * len(rest) > DENSE_WORK):
             found = _pairs(b[undecided], threshold, plus_one, PAIR_LIMIT)
             if found is not None:
                 a, c = found
-                keep[undecided] = _fixed_point(len(undecided), np.minimum(a, c), np.maximum(a, c))
+                keep[undecided] = greedy_survivors(len(undecided), np.minimum(a, c), np.maximum(a, c))
                 return keep
             sparse = False
         keep[kept] = True

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .nms import overlapping_pairs
+from .nms import greedy_survivors, overlapping_pairs
 
 MAX_FACES = 750  # insightface stops voting once it has this many faces
 PAIR_SLACK = 1e-9  # candidate pairs are found at t (1 - PAIR_SLACK), then tested exactly at >= t
@@ -37,18 +37,6 @@ def _voting_pairs(boxes: np.ndarray, threshold: float) -> tuple[np.ndarray, np.n
     return i[hit], j[hit]
 
 
-def _leaders(n: int, stronger: np.ndarray, weaker: np.ndarray) -> np.ndarray:
-    """leader[k] = not any(leader[i] for each pair (i stronger, k weaker)): greedy suppression's
-    survivors, as a fixed point (each round settles at least the next undecided box in order)."""
-    leader = np.ones(n, dtype=bool)
-    while True:
-        taken = np.zeros(n, dtype=bool)
-        taken[weaker[leader[stronger]]] = True
-        if np.array_equal(~taken, leader):
-            return leader
-        leader = ~taken
-
-
 def box_vote(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, iou_threshold: float,
              max_faces: int = MAX_FACES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The faces insightface's bbox_vote makes of candidates (corner boxes (N, 4), scores (N,),
@@ -61,7 +49,7 @@ def box_vote(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, iou_t
     scores = np.asarray(scores, dtype=np.float64)[order]
     marks = np.asarray(landmarks, dtype=np.float64).reshape(n, 10)[order]
     stronger, weaker = _voting_pairs(boxes, iou_threshold)
-    leader = _leaders(n, stronger, weaker)
+    leader = greedy_survivors(n, stronger, weaker)
     owner = np.where(leader, np.arange(n), n)
     led = leader[stronger]
     np.minimum.at(owner, weaker[led], stronger[led])  # each box joins its strongest overlapping leader
