@@ -14,28 +14,10 @@ from facezoo.evaluate import EvaluateError
 from facezoo.evaluate.datasets.insightface_bin import check_headers, decode, parse_bin
 from facezoo.evaluate.metrics.verification import (insightface_val, kfold, omz_lfw_units, omz_subsets,
                                                    verification_accuracy)
+from mutation import mutate, mutations
 
 JPEG = cv2.imencode(".jpg", np.full((4, 4, 3), 90, np.uint8))[1].tobytes()
 VALID = pickle.dumps(([JPEG] * 4, [True, False]), protocol=4)
-
-
-def _mutate(data: bytes, ops) -> bytes:
-    out = bytearray(data)
-    for kind, position, value in ops:
-        if not out:
-            break
-        at = position % len(out)
-        if kind == "flip":
-            out[at] = value
-        elif kind == "cut":
-            del out[at:]
-        else:
-            out[at:at] = out[at:at + value]
-    return bytes(out)
-
-
-mutations = st.lists(st.tuples(st.sampled_from(["flip", "cut", "splice"]), st.integers(0, 1 << 20),
-                               st.integers(0, 255)), min_size=1, max_size=6)
 plain = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.binary(max_size=8) | st.text(max_size=4)
                      | st.floats(allow_nan=True), lambda inner: st.lists(inner, max_size=5)
                      | st.tuples(inner, inner) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
@@ -64,7 +46,7 @@ def test_random_bytes(data):
 
 @given(mutations)
 def test_mutated_bin(ops):
-    _read(_mutate(VALID, ops))
+    _read(mutate(VALID, ops))
 
 
 @given(plain, st.sampled_from([0, 2, 3, 4, 5]))

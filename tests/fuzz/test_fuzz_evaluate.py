@@ -18,31 +18,13 @@ from facezoo.evaluate.datasets.wider import load_official_mat, parse_bbx_gt
 from facezoo.evaluate.images import BrokenImage, image_size, read_image
 from facezoo.evaluate.predictions import load_predictions, save_detections, save_embeddings
 from facezoo.evaluate.adapters.retinaface import Detections
+from mutation import mutate, mutations
 
 TOKENS = ["0--Parade/a.jpg", "1--x/b.jpg", "../up.jpg", "/abs.jpg", "a\\b.jpg", "0", "1", "2", "3", "10", "-5",
           "+7", "1e3", "inf", "nan", "1.5", "٣", "99999999999999999999", "x", "", " ", "\t", "\u00a0", "\ufeff",
           "0 0 0 0 0 0 0 0 0 0", "1 2 3 4 0 0 0 0 0 0", "5 5 0 8 2 1 0 1 2 0", "A", "B_C", "A 1 2", "A 1 B 2"]
 lines = st.lists(st.lists(st.sampled_from(TOKENS) | st.text(max_size=6), max_size=11).map(" ".join), max_size=30)
 texts = lines.map("\n".join) | st.text(max_size=300)
-
-
-def _mutate(data: bytes, draw_ops) -> bytes:
-    out = bytearray(data)
-    for kind, position, value in draw_ops:
-        if not out:
-            break
-        at = position % len(out)
-        if kind == "flip":
-            out[at] = value
-        elif kind == "cut":
-            del out[at:]
-        else:  # splice: repeat a slice, lengthening the file
-            out[at:at] = out[at:at + value]
-    return bytes(out)
-
-
-mutations = st.lists(st.tuples(st.sampled_from(["flip", "cut", "splice"]), st.integers(0, 1 << 30),
-                               st.integers(0, 255)), min_size=1, max_size=6)
 
 
 def _outcome(call, *args, **kwargs):
@@ -107,7 +89,7 @@ def encoded(jpeg):
 @given(st.sampled_from(["jpg", "png", "bmp"]), mutations)
 def test_image_reader_on_mutated_files(encoded, tmp_path_factory, ext, ops):
     path = tmp_path_factory.getbasetemp() / f"fuzz.{ext}"
-    path.write_bytes(_mutate(encoded[ext], ops))
+    path.write_bytes(mutate(encoded[ext], ops))
     image = _outcome(read_image, path, max_pixels=200 * 200)
     if image is not None:
         assert image.ndim == 3 and image.size > 0
@@ -132,7 +114,7 @@ def _small_mat(events: list, files: list, boxes: list) -> bytes:
 
 @given(mutations)
 def test_mat_structure_check_on_mutated_ground_truth(mat_files, ops):
-    data = _mutate(mat_files["wider_hard_val.mat"][:6000], ops)
+    data = mutate(mat_files["wider_hard_val.mat"][:6000], ops)
     _outcome(check_mat, data)
 
 
@@ -144,7 +126,7 @@ def test_mat_reader_on_mutated_small_files(tmp_path_factory, ops, compressed):
     cells[0, 0], cells[1, 0] = np.array([["a"]], dtype=object), np.arange(8, dtype=np.int32).reshape(2, 4)
     savemat(buffer, {"gt_list": cells, "v": np.arange(5.0)}, do_compression=compressed)
     path = tmp_path_factory.getbasetemp() / "fuzz.mat"
-    path.write_bytes(_mutate(buffer.getvalue(), ops))
+    path.write_bytes(mutate(buffer.getvalue(), ops))
     _outcome(load_mat, path, ["gt_list"])
 
 
@@ -187,7 +169,7 @@ def _valid_detections(path):
 def test_stored_predictions_on_mutated_files(tmp_path_factory, ops):
     path = tmp_path_factory.getbasetemp() / "fuzz.npz"
     valid = _valid_detections(path)
-    path.write_bytes(_mutate(valid, ops))
+    path.write_bytes(mutate(valid, ops))
     merged = _outcome(load_predictions, [path], {"model": "m"})
     if merged is not None:
         assert all(np.isfinite(d.boxes).all() and len(d.boxes) == len(d.scores) for d in merged.values())
